@@ -1,0 +1,87 @@
+"""A blob store in a local folder, for the embedded mode.
+
+Writes go to a temporary file in the same folder, are hashed again while copied, fsynced, and
+renamed into place, so a key never points at a partial file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from workflow.ports import BlobIntegrityError, BlobStoreUnavailable, SpooledUpload
+
+CHUNK = 1024 * 1024
+
+
+class LocalBlobStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if not path.is_relative_to(self.root) or path == self.root:
+            raise ValueError(f"blob key escapes the store: {key!r}")
+        return path
+
+    def check(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        if not os.access(self.root, os.W_OK):
+            raise BlobStoreUnavailable(f"blob folder {self.root} is not writable")
+
+    def put(self, key: str, upload: SpooledUpload) -> None:
+        target = self._path(key)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.part")
+            digest = hashlib.sha256()
+            with open(upload.path, "rb") as src, open(tmp, "wb") as dst:
+                while chunk := src.read(CHUNK):
+                    digest.update(chunk)
+                    dst.write(chunk)
+                dst.flush()
+                os.fsync(dst.fileno())
+            if digest.hexdigest() != upload.sha256:
+                tmp.unlink(missing_ok=True)
+                raise BlobIntegrityError(f"{key}: content changed while stored")
+            os.replace(tmp, target)
+            dir_fd = os.open(target.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError as e:
+            raise BlobStoreUnavailable(str(e)) from e
+
+    def open(self, key: str) -> Iterator[bytes]:
+        path = self._path(key)
+        with open(path, "rb") as f:
+            while chunk := f.read(CHUNK):
+                yield chunk
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def list_keys(self, prefix: str, older_than: datetime) -> Iterator[str]:
+        base = self._path(prefix.rstrip("/")) if prefix.strip("/") else self.root
+        if not base.exists():
+            return
+        cutoff = older_than.astimezone(UTC).timestamp()
+        for dirpath, _dirs, files in os.walk(base):
+            for name in files:
+                path = Path(dirpath) / name
+                if name.startswith(".") and name.endswith(".part"):
+                    # An interrupted write; collected with the same grace period.
+                    if path.stat().st_mtime < cutoff:
+                        path.unlink(missing_ok=True)
+                    continue
+                if path.stat().st_mtime < cutoff:
+                    yield path.relative_to(self.root).as_posix()
+
+    def remove_all(self) -> None:
+        """For tests only: empty the folder."""
+        shutil.rmtree(self.root, ignore_errors=True)

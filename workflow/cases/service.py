@@ -1,0 +1,104 @@
+"""Case services: allocating case references and opening cases, reading a case and its record
+(metryka) built from the audit trail."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from workflow.audit.models import AuditEntry
+from workflow.audit.repository import AuditRepository
+from workflow.cases.models import Case
+from workflow.cases.repository import CaseRepository
+from workflow.db import utcnow
+from workflow.errors import NotFound, ValidationFailed
+from workflow.jrwa.repository import JrwaRepository
+from workflow.jrwa.service import resolve_leaf_class
+from workflow.org.models import Department, Role, Unit
+from workflow.principal import Principal
+from workflow.registry.repository import NumberingRepository
+from workflow.uow import UnitOfWork
+
+WARSAW = ZoneInfo("Europe/Warsaw")
+OPENING_ROLES = (Role.clerk, Role.handler, Role.headteacher, Role.city_officer)
+
+
+def office_year(at: datetime) -> int:
+    """Registers and case lists run by the calendar year in Poland, not in UTC."""
+    return at.astimezone(WARSAW).year
+
+
+def allocate_case_reference(uow: UnitOfWork, unit: Unit, department: Department | None,
+                            symbol: str, year: int) -> tuple[str, int]:
+    """Next reference `UNIT[-DEPT].JRWA.SEQ.YEAR`, gapless per unit (and department), class
+    and year: the number is taken in the same transaction as the case row."""
+    series = f"case:{department.code if department else ''}:{symbol}"
+    seq = NumberingRepository(uow.session).next_value(unit.id, series, year)
+    prefix = f"{unit.code}-{department.code}" if department else unit.code
+    return f"{prefix}.{symbol}.{seq}.{year}", seq
+
+
+def open_case(uow: UnitOfWork, unit: Unit, *, jrwa_symbol: str, title: str,
+              department: Department | None = None) -> Case:
+    uow.actor.require_role(unit.id, *OPENING_ROLES)
+    now = utcnow()
+    resolved = resolve_leaf_class(JrwaRepository(uow.session), unit, jrwa_symbol,
+                                  now.astimezone(WARSAW).date())
+    year = office_year(now)
+    reference, seq = allocate_case_reference(uow, unit, department, jrwa_symbol, year)
+    case = Case(reference=reference, unit_id=unit.id,
+                department_id=department.id if department else None,
+                jrwa_class_id=resolved.cls.id, jrwa_symbol=jrwa_symbol, seq=seq, year=year,
+                title=title, opened_by=uow.actor.user_id, opened_at=now)
+    CaseRepository(uow.session).add(case)
+    uow.flush()
+    uow.audit("case.opened", "case", case.id, unit_id=unit.id, case_id=case.id,
+              details={"reference": reference, "title": title, "jrwa": jrwa_symbol,
+                       "jrwa_plan_version": resolved.plan.version})
+    return case
+
+
+def _case_not_found(reference: str) -> NotFound:
+    return NotFound(f"Nie znaleziono sprawy {reference}.", f"Case {reference} not found.",
+                    code="case_not_found")
+
+
+def readable_case(uow: UnitOfWork, actor: Principal, reference: str) -> Case:
+    """The case if the actor may read it; 'not found' otherwise, so its existence stays hidden."""
+    case = CaseRepository(uow.session).by_reference(reference)
+    if case is None or not actor.can_read_unit(case.unit_id):
+        raise _case_not_found(reference)
+    return case
+
+
+def case_for_filing(uow: UnitOfWork, unit: Unit, reference: str) -> Case:
+    """An open case of `unit` that a new item or document may join."""
+    case = CaseRepository(uow.session).by_reference(reference)
+    if case is None or case.unit_id != unit.id or not uow.actor.can_read_unit(case.unit_id):
+        raise _case_not_found(reference)
+    if case.status != "open":
+        raise ValidationFailed(f"Sprawa {reference} jest zakończona.",
+                               f"Case {reference} is closed.", code="case_closed")
+    return case
+
+
+@dataclass(frozen=True)
+class CaseRecordEntry:
+    at: datetime
+    person: str
+    action: str
+    document_id: str | None
+    details: dict[str, object]
+
+
+def case_record(uow: UnitOfWork, actor: Principal, reference: str) -> list[CaseRecordEntry]:
+    """The metryka sprawy (KPA art. 66a): who did what and when, with document ids, straight
+    from the audit trail, so it cannot disagree with it."""
+    case = readable_case(uow, actor, reference)
+    entries: Sequence[AuditEntry] = AuditRepository(uow.session).for_case(case.id)
+    uow.audit("case.record_read", "case", case.id, unit_id=case.unit_id)
+    return [CaseRecordEntry(e.occurred_at, e.actor_name, e.action,
+                            str(e.document_id) if e.document_id else None, e.details)
+            for e in entries if not e.action.endswith("_read")]

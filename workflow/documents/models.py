@@ -1,0 +1,68 @@
+"""Blobs (stored content, verified by SHA-256), documents (minimum metadata of the MSWiA 2006
+regulation) and their immutable versions."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+from sqlalchemy import BigInteger, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from workflow.db import Base, new_id, utcnow
+
+
+class Blob(Base):
+    __tablename__ = "blobs"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    media_type: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Document(Base):
+    """Mandatory metadata: identifier, creator, title, date, format, access, type.
+    Conditional: relation, recipient, grouping, qualification, language, description, rights."""
+
+    __tablename__ = "documents"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    unit_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("units.id"), index=True)
+    case_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    incoming_item_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("incoming_items.id"), index=True
+    )
+    outgoing_item_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("outgoing_items.id"))
+    identifier: Mapped[str] = mapped_column(String(120), unique=True)
+    title: Mapped[str] = mapped_column(String(500))
+    creator: Mapped[str] = mapped_column(String(300))
+    document_date: Mapped[date]
+    format: Mapped[str] = mapped_column(String(120))
+    access: Mapped[str] = mapped_column(String(40))
+    type: Mapped[str] = mapped_column(String(40))
+    relation: Mapped[str | None] = mapped_column(String(300))
+    recipient: Mapped[str | None] = mapped_column(String(300))
+    grouping: Mapped[str | None] = mapped_column(String(120))
+    qualification: Mapped[str | None] = mapped_column(String(10))
+    language: Mapped[str] = mapped_column(String(10), default="pol")
+    description: Mapped[str | None] = mapped_column(Text)
+    rights: Mapped[str | None] = mapped_column(String(300))
+    created_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DocumentVersion(Base):
+    __tablename__ = "document_versions"
+    __table_args__ = (UniqueConstraint("document_id", "version_no"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    document_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("documents.id"), index=True)
+    version_no: Mapped[int]
+    blob_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("blobs.id"), index=True)
+    file_name: Mapped[str] = mapped_column(String(255))
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,16 @@
+"""Imports every model so that `Base.metadata` is complete (for Alembic and tests)."""
+
+from workflow.audit.models import AuditChainHead, AuditEntry
+from workflow.cases.models import Case
+from workflow.db import Base
+from workflow.documents.models import Blob, Document, DocumentVersion
+from workflow.jrwa.models import JrwaClass, JrwaPlan
+from workflow.org.models import AuthSession, Department, RoleAssignment, Unit, User
+from workflow.outbox.models import OutboxEvent
+from workflow.registry.models import IncomingItem, NumberCounter, OutgoingItem
+
+__all__ = [
+    "AuditChainHead", "AuditEntry", "AuthSession", "Base", "Blob", "Case", "Department",
+    "Document", "DocumentVersion", "IncomingItem", "JrwaClass", "JrwaPlan", "NumberCounter",
+    "OutboxEvent", "OutgoingItem", "RoleAssignment", "Unit", "User",
+]

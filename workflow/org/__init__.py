@@ -1,0 +1,1 @@
+"""Organisation: units (schools, kindergartens, the city office), departments, users, roles and login sessions."""

@@ -1,0 +1,84 @@
+"""SQL for units, departments, users, role assignments and login sessions."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from workflow.org.models import AuthSession, Department, RoleAssignment, Unit, User
+
+
+class OrgRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, obj: Unit | Department | User | RoleAssignment | AuthSession) -> None:
+        self.session.add(obj)
+
+    def unit_by_code(self, code: str) -> Unit | None:
+        return self.session.execute(select(Unit).where(Unit.code == code)).scalar_one_or_none()
+
+    def unit(self, unit_id: uuid.UUID) -> Unit | None:
+        return self.session.get(Unit, unit_id)
+
+    def units(self) -> Sequence[Unit]:
+        return self.session.execute(select(Unit).order_by(Unit.code)).scalars().all()
+
+    def departments(self, unit_id: uuid.UUID) -> Sequence[Department]:
+        return self.session.execute(
+            select(Department).where(Department.unit_id == unit_id).order_by(Department.code)
+        ).scalars().all()
+
+    def department(self, unit_id: uuid.UUID, code: str) -> Department | None:
+        return self.session.execute(
+            select(Department).where(Department.unit_id == unit_id, Department.code == code)
+        ).scalar_one_or_none()
+
+    def department_by_id(self, department_id: uuid.UUID) -> Department | None:
+        return self.session.get(Department, department_id)
+
+    def user_by_username(self, username: str) -> User | None:
+        return self.session.execute(
+            select(User).where(User.username == username)
+        ).scalar_one_or_none()
+
+    def user(self, user_id: uuid.UUID) -> User | None:
+        return self.session.get(User, user_id)
+
+    def users(self) -> Sequence[User]:
+        return self.session.execute(select(User).order_by(User.username)).scalars().all()
+
+    def roles_of(self, user_id: uuid.UUID) -> Sequence[RoleAssignment]:
+        return self.session.execute(
+            select(RoleAssignment).where(RoleAssignment.user_id == user_id)
+        ).scalars().all()
+
+    def role_assignment(self, user_id: uuid.UUID, unit_id: uuid.UUID, role: str) -> RoleAssignment | None:
+        return self.session.execute(
+            select(RoleAssignment).where(
+                RoleAssignment.user_id == user_id,
+                RoleAssignment.unit_id == unit_id,
+                RoleAssignment.role == role,
+            )
+        ).scalar_one_or_none()
+
+    def live_session(self, token_hash: str, kind: str, now: datetime) -> AuthSession | None:
+        return self.session.execute(
+            select(AuthSession).where(
+                AuthSession.token_hash == token_hash,
+                AuthSession.kind == kind,
+                AuthSession.revoked_at.is_(None),
+                AuthSession.expires_at > now,
+            )
+        ).scalar_one_or_none()
+
+    def revoke_session(self, token_hash: str, now: datetime) -> None:
+        self.session.execute(
+            update(AuthSession)
+            .where(AuthSession.token_hash == token_hash, AuthSession.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )

@@ -1,0 +1,179 @@
+"""Organisation services: managing units, departments, users and roles; password login and the
+sessions behind the web cookie and the API bearer token."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from workflow.db import utcnow
+from workflow.errors import Conflict, Forbidden, NotFound, Unauthenticated, ValidationFailed
+from workflow.org.models import AuthSession, Department, Role, RoleAssignment, Unit, UnitKind, User
+from workflow.org.repository import OrgRepository
+from workflow.principal import Principal
+from workflow.uow import UnitOfWork
+
+_hasher = PasswordHasher()
+# Verified against when the user does not exist, so timing does not reveal valid usernames.
+_DUMMY_HASH = _hasher.hash("not a password")
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def _token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class IssuedSession:
+    token: str
+    expires_at: datetime
+    principal: Principal
+
+
+def _invalid_login() -> Unauthenticated:
+    return Unauthenticated(
+        "Nieprawidłowa nazwa użytkownika lub hasło.", "Invalid username or password.",
+        code="invalid_credentials",
+    )
+
+
+def login(uow: UnitOfWork, username: str, password: str, *, kind: str, ttl: timedelta) -> IssuedSession:
+    """Check the password and open a session of `kind` ("cookie" or "bearer")."""
+    repo = OrgRepository(uow.session)
+    user = repo.user_by_username(username)
+    try:
+        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+    except (VerificationError, InvalidHashError):
+        raise _invalid_login() from None
+    if user is None or not user.active:
+        raise _invalid_login()
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    repo.add(AuthSession(token_hash=_token_digest(token), user_id=user.id, kind=kind,
+                         created_at=now, expires_at=now + ttl))
+    principal = principal_for(repo, user)
+    uow.actor = principal
+    uow.audit("auth.login", "user", user.id, details={"kind": kind})
+    return IssuedSession(token, now + ttl, principal)
+
+
+def logout(uow: UnitOfWork, token: str) -> None:
+    OrgRepository(uow.session).revoke_session(_token_digest(token), utcnow())
+    uow.audit("auth.logout", "user", uow.actor.user_id)
+
+
+def principal_for(repo: OrgRepository, user: User) -> Principal:
+    roles: dict = {}
+    for ra in repo.roles_of(user.id):
+        roles.setdefault(ra.unit_id, set()).add(ra.role)
+    return Principal(user.id, user.username, user.full_name,
+                     {k: frozenset(v) for k, v in roles.items()})
+
+
+def authenticate(uow: UnitOfWork, token: str, *, kind: str) -> Principal:
+    repo = OrgRepository(uow.session)
+    s = repo.live_session(_token_digest(token), kind, utcnow())
+    user = repo.user(s.user_id) if s else None
+    if user is None or not user.active:
+        raise Unauthenticated("Sesja wygasła lub jest nieważna. Zaloguj się ponownie.",
+                              "The session has expired or is invalid. Log in again.",
+                              code="invalid_token")
+    return principal_for(repo, user)
+
+
+def _require_admin(actor: Principal) -> None:
+    if not actor.is_admin:
+        raise Forbidden("Operacja dostępna tylko dla administratora.",
+                        "Only an administrator may do this.")
+
+
+def get_unit(repo: OrgRepository, code: str) -> Unit:
+    unit = repo.unit_by_code(code)
+    if unit is None:
+        raise ValidationFailed(f"Nie ma jednostki o kodzie „{code}”.",
+                               f"There is no unit with code '{code}'.", code="unknown_unit")
+    return unit
+
+
+def create_unit(uow: UnitOfWork, *, code: str, name: str, kind: str, jrwa_plan: str,
+                address: str | None = None) -> Unit:
+    _require_admin(uow.actor)
+    repo = OrgRepository(uow.session)
+    if kind not in set(UnitKind):
+        raise ValidationFailed("Nieznany rodzaj jednostki.", "Unknown unit kind.", code="unknown_unit_kind")
+    if repo.unit_by_code(code):
+        raise Conflict(f"Jednostka „{code}” już istnieje.", f"Unit '{code}' already exists.",
+                       code="unit_exists")
+    unit = Unit(code=code, name=name, kind=kind, jrwa_plan=jrwa_plan, address=address)
+    repo.add(unit)
+    uow.flush()
+    uow.audit("unit.created", "unit", unit.id, unit_id=unit.id, details={"code": code, "name": name})
+    return unit
+
+
+def create_department(uow: UnitOfWork, unit_code: str, *, code: str, name: str) -> Department:
+    _require_admin(uow.actor)
+    repo = OrgRepository(uow.session)
+    unit = get_unit(repo, unit_code)
+    if repo.department(unit.id, code):
+        raise Conflict(f"Komórka „{code}” już istnieje.", f"Department '{code}' already exists.",
+                       code="department_exists")
+    dept = Department(unit_id=unit.id, code=code, name=name)
+    repo.add(dept)
+    uow.flush()
+    uow.audit("department.created", "department", dept.id, unit_id=unit.id,
+              details={"code": code, "name": name})
+    return dept
+
+
+def create_user(uow: UnitOfWork, *, username: str, full_name: str, password: str,
+                email: str | None = None) -> User:
+    _require_admin(uow.actor)
+    repo = OrgRepository(uow.session)
+    if repo.user_by_username(username):
+        raise Conflict(f"Użytkownik „{username}” już istnieje.", f"User '{username}' already exists.",
+                       code="user_exists")
+    if len(password) < 8:
+        raise ValidationFailed("Hasło musi mieć co najmniej 8 znaków.",
+                               "The password must have at least 8 characters.", code="weak_password")
+    user = User(username=username, full_name=full_name, email=email,
+                password_hash=hash_password(password))
+    repo.add(user)
+    uow.flush()
+    uow.audit("user.created", "user", user.id, details={"username": username})
+    return user
+
+
+def grant_role(uow: UnitOfWork, username: str, unit_code: str, role: str,
+               department_code: str | None = None) -> RoleAssignment:
+    _require_admin(uow.actor)
+    repo = OrgRepository(uow.session)
+    user = repo.user_by_username(username)
+    if user is None:
+        raise NotFound("Nie ma takiego użytkownika.", "No such user.", code="user_not_found")
+    unit = get_unit(repo, unit_code)
+    if role not in set(Role):
+        raise ValidationFailed("Nieznana rola.", "Unknown role.", code="unknown_role")
+    dept_id = None
+    if department_code:
+        dept = repo.department(unit.id, department_code)
+        if dept is None:
+            raise ValidationFailed("Nieznana komórka organizacyjna.", "Unknown department.",
+                                   code="unknown_department")
+        dept_id = dept.id
+    existing = repo.role_assignment(user.id, unit.id, role)
+    if existing:
+        return existing
+    ra = RoleAssignment(user_id=user.id, unit_id=unit.id, role=role, department_id=dept_id)
+    repo.add(ra)
+    uow.flush()
+    uow.audit("role.granted", "user", user.id, unit_id=unit.id, details={"role": role})
+    return ra

@@ -1,0 +1,66 @@
+"""SQL for the outbox: claiming due events (SKIP LOCKED on PostgreSQL) with a lease."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from workflow.outbox.models import OutboxEvent
+
+
+class OutboxRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def claim_due(self, now: datetime, lease_until: datetime, limit: int) -> Sequence[OutboxEvent]:
+        """Lease up to `limit` due events. A worker that dies leaves its events 'running' with
+        an expired lease, and they become due again."""
+        q = (
+            select(OutboxEvent)
+            .where(OutboxEvent.status.in_(("pending", "running")), OutboxEvent.available_at <= now)
+            .order_by(OutboxEvent.available_at)
+            .limit(limit)
+        )
+        if self.session.get_bind().dialect.name == "postgresql":
+            q = q.with_for_update(skip_locked=True)
+        events = self.session.execute(q).scalars().all()
+        for e in events:
+            e.status = "running"
+            e.attempts += 1
+            e.available_at = lease_until
+        return events
+
+    def get(self, event_id: uuid.UUID) -> OutboxEvent | None:
+        return self.session.get(OutboxEvent, event_id)
+
+    def enqueue_once(self, topic: str, payload: dict[str, object], dedupe_key: str,
+                     available_at: datetime) -> None:
+        dialect = self.session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        self.session.execute(
+            insert(OutboxEvent)
+            .values(id=uuid.uuid4(), topic=topic, payload=payload, dedupe_key=dedupe_key,
+                    status="pending", attempts=0, created_at=available_at,
+                    available_at=available_at)
+            .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        )
+
+    def mark_failed(self, event_id: uuid.UUID, error: str, retry_at: datetime | None) -> None:
+        self.session.execute(
+            update(OutboxEvent).where(OutboxEvent.id == event_id).values(
+                status="dead" if retry_at is None else "pending",
+                last_error=error[:4000],
+                available_at=retry_at if retry_at is not None else OutboxEvent.available_at,
+            )
+        )
+
+    def counts(self) -> dict[str, int]:
+        rows = self.session.execute(
+            select(OutboxEvent.status, func.count()).group_by(OutboxEvent.status)
+        ).all()
+        return {status: int(n) for status, n in rows}

@@ -1,0 +1,1 @@
+"""Registers of correspondence: incoming items (RPW) and outgoing items, with gapless numbering."""

@@ -1,0 +1,77 @@
+"""SQL for the registers and the gapless counters."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from workflow.registry.models import IncomingItem, NumberCounter, OutgoingItem
+
+
+class NumberingRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def next_value(self, unit_id: uuid.UUID, series: str, year: int) -> int:
+        """Take the next number of (unit, series, year). The UPDATE row-locks the counter until
+        the transaction ends; a rollback gives the number back, so numbers stay gapless."""
+        dialect = self.session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        self.session.execute(
+            insert(NumberCounter)
+            .values(unit_id=unit_id, series=series, year=year, last_value=0)
+            .on_conflict_do_nothing(index_elements=["unit_id", "series", "year"])
+        )
+        return int(self.session.execute(
+            update(NumberCounter)
+            .where(NumberCounter.unit_id == unit_id, NumberCounter.series == series,
+                   NumberCounter.year == year)
+            .values(last_value=NumberCounter.last_value + 1)
+            .returning(NumberCounter.last_value)
+        ).scalar_one())
+
+
+class RegistryRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, obj: IncomingItem | OutgoingItem) -> None:
+        self.session.add(obj)
+
+    def incoming(self, item_id: uuid.UUID) -> IncomingItem | None:
+        return self.session.get(IncomingItem, item_id)
+
+    def incoming_by_idempotency_key(self, user_id: uuid.UUID, key: str) -> IncomingItem | None:
+        return self.session.execute(
+            select(IncomingItem).where(IncomingItem.registered_by == user_id,
+                                       IncomingItem.idempotency_key == key)
+        ).scalar_one_or_none()
+
+    def incoming_register(self, unit_id: uuid.UUID, year: int, *, limit: int,
+                          offset: int) -> Sequence[IncomingItem]:
+        return self.session.execute(
+            select(IncomingItem)
+            .where(IncomingItem.unit_id == unit_id, IncomingItem.rpw_year == year)
+            .order_by(IncomingItem.rpw_seq.desc()).limit(limit).offset(offset)
+        ).scalars().all()
+
+    def incoming_for_case(self, case_id: uuid.UUID) -> Sequence[IncomingItem]:
+        return self.session.execute(
+            select(IncomingItem).where(IncomingItem.case_id == case_id)
+            .order_by(IncomingItem.registered_at)
+        ).scalars().all()
+
+    def outgoing(self, item_id: uuid.UUID) -> OutgoingItem | None:
+        return self.session.get(OutgoingItem, item_id)
+
+    def outgoing_register(self, unit_id: uuid.UUID, year: int, *, limit: int,
+                          offset: int) -> Sequence[OutgoingItem]:
+        return self.session.execute(
+            select(OutgoingItem)
+            .where(OutgoingItem.unit_id == unit_id, OutgoingItem.year == year)
+            .order_by(OutgoingItem.seq.desc()).limit(limit).offset(offset)
+        ).scalars().all()

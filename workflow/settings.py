@@ -1,0 +1,67 @@
+"""The one settings class. Every value comes from an `EZD_` environment variable or its default;
+nothing else in ezd reads the environment.
+
+Embedded mode (the default) keeps everything under `data_dir`: a SQLite file, a local blob folder.
+Production sets `EZD_DATABASE_URL` (PostgreSQL, psycopg 3) and `EZD_S3_ENDPOINT` with its keys.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EZD_", extra="ignore")
+
+    data_dir: Path = Field(Path(".data"), description="Folder for embedded-mode state")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default is SQLite in data_dir (postgresql+psycopg://…)"
+    )
+    database_pool_size: int = 10
+
+    s3_endpoint: str | None = Field(None, description="host:port of the S3 server; unset = local")
+    s3_access_key: str = ""
+    s3_secret_key: SecretStr = SecretStr("")
+    s3_bucket: str = "ezd"
+    s3_secure: bool = True
+    s3_region: str | None = None
+
+    max_upload_bytes: int = Field(50 * 1024 * 1024, description="Largest accepted file")
+    max_files_per_item: int = 50
+    session_ttl_minutes: int = 8 * 60
+    token_ttl_minutes: int = 60
+    login_secure_cookie: bool = False
+    blob_gc_grace_seconds: int = Field(
+        3600, description="Age after which an unreferenced blob is collected"
+    )
+    blob_gc_interval_seconds: int = 900
+    outbox_max_attempts: int = 12
+    worker_poll_seconds: float = 1.0
+    embedded_worker: bool = Field(True, description="Run the outbox worker inside `ezd serve`")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'ezd.sqlite3').resolve()}"
+
+    @property
+    def uses_s3(self) -> bool:
+        return bool(self.s3_endpoint)
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
