@@ -1,1 +1,1 @@
-"""placeholder"""
+"""The HTTP API (FastAPI) and the `ezd` command; `api.bootstrap` wires the adapters."""

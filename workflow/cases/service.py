@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,12 +14,23 @@ from workflow.audit.repository import AuditRepository
 from workflow.cases.models import Case
 from workflow.cases.repository import CaseRepository
 from workflow.db import utcnow
+from workflow.documents.models import Document, DocumentVersion
+from workflow.documents.repository import DocumentRepository
+from workflow.documents.service import (
+    DocumentMeta,
+    add_version,
+    create_document,
+    readable_document,
+    store_uploads,
+)
 from workflow.errors import NotFound, ValidationFailed
 from workflow.jrwa.repository import JrwaRepository
 from workflow.jrwa.service import resolve_leaf_class
 from workflow.org.models import Department, Role, Unit
+from workflow.ports import BlobStore, SpooledUpload
 from workflow.principal import Principal
 from workflow.registry.repository import NumberingRepository
+from workflow.registry.schemas import AddDocument
 from workflow.uow import UnitOfWork
 
 WARSAW = ZoneInfo("Europe/Warsaw")
@@ -102,3 +114,47 @@ def case_record(uow: UnitOfWork, actor: Principal, reference: str) -> list[CaseR
     return [CaseRecordEntry(e.occurred_at, e.actor_name, e.action,
                             str(e.document_id) if e.document_id else None, e.details)
             for e in entries if not e.action.endswith("_read")]
+
+
+def case_list(uow: UnitOfWork, unit: Unit, year: int, jrwa_symbol: str | None) -> list[Case]:
+    """The spis spraw of a unit for a year (and class). The caller has checked read access."""
+    return list(CaseRepository(uow.session).case_list(unit.id, year, jrwa_symbol))
+
+
+def add_document_to_case(uow: UnitOfWork, store: BlobStore, reference: str, cmd: AddDocument,
+                         upload: SpooledUpload) -> Document:
+    """File a new document (e.g. a draft reply or a note) in an open case."""
+    case = CaseRepository(uow.session).by_reference(reference)
+    if case is None or not uow.actor.can_read_unit(case.unit_id):
+        raise _case_not_found(reference)
+    uow.actor.require_role(case.unit_id, *OPENING_ROLES)
+    if case.status != "open":
+        raise ValidationFailed(f"Sprawa {reference} jest zakończona.",
+                               f"Case {reference} is closed.", code="case_closed")
+    cls = JrwaRepository(uow.session).class_by_id(case.jrwa_class_id)
+    (file,) = store_uploads(uow, store, [upload])
+    n = DocumentRepository(uow.session).count_for_case(case.id) + 1
+    return create_document(
+        uow, unit_id=case.unit_id, identifier=f"{case.reference}/{n}",
+        meta=DocumentMeta(
+            title=cmd.title, creator=cmd.creator or uow.actor.full_name,
+            document_date=cmd.document_date or utcnow().astimezone(WARSAW).date(),
+            access=cmd.access, recipient=cmd.recipient, grouping=case.reference,
+            qualification=cls.category_lead if cls else None, language=cmd.language,
+            description=cmd.description,
+        ),
+        file=file, case_id=case.id,
+    )
+
+
+def add_document_version(uow: UnitOfWork, store: BlobStore, document_id: uuid.UUID,
+                         upload: SpooledUpload, note: str) -> DocumentVersion:
+    doc = readable_document(uow, uow.actor, document_id)
+    uow.actor.require_role(doc.unit_id, *OPENING_ROLES)
+    if doc.case_id is not None:
+        case = CaseRepository(uow.session).by_id(doc.case_id)
+        if case is not None and case.status != "open":
+            raise ValidationFailed(f"Sprawa {case.reference} jest zakończona.",
+                                   f"Case {case.reference} is closed.", code="case_closed")
+    (file,) = store_uploads(uow, store, [upload])
+    return add_version(uow, doc, file, note)

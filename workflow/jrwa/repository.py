@@ -21,6 +21,9 @@ class JrwaRepository:
             select(JrwaPlan).where(JrwaPlan.code == code, JrwaPlan.version == version)
         ).scalar_one_or_none()
 
+    def plan_by_id(self, plan_id: uuid.UUID) -> JrwaPlan | None:
+        return self.session.get(JrwaPlan, plan_id)
+
     def plan_in_force(self, code: str, on: date) -> JrwaPlan | None:
         return self.session.execute(
             select(JrwaPlan)

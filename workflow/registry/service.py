@@ -18,7 +18,7 @@ from workflow.cases.models import Case
 from workflow.cases.service import OPENING_ROLES, WARSAW, case_for_filing, office_year, open_case
 from workflow.db import utcnow
 from workflow.documents.service import DocumentMeta, create_document, store_uploads
-from workflow.errors import Conflict, NotFound, ValidationFailed
+from workflow.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from workflow.jrwa.repository import JrwaRepository
 from workflow.jrwa.service import resolve_leaf_class
 from workflow.org.models import Department, Role, Unit
@@ -210,3 +210,39 @@ def dispatch_outgoing_item(uow: UnitOfWork, item_id: uuid.UUID,
     uow.audit("outgoing.dispatched", "outgoing_item", item.id, unit_id=item.unit_id,
               case_id=item.case_id, details={"number": item.number})
     return item
+
+
+def readable_unit(uow: UnitOfWork, actor: Principal, code: str | None) -> Unit:
+    """The unit named by `code` (or the actor's only unit) if the actor may read it."""
+    repo = OrgRepository(uow.session)
+    if code:
+        unit = get_unit(repo, code)
+    else:
+        readable = actor.readable_units()
+        if not readable or len(readable) != 1:
+            raise ValidationFailed("Wskaż jednostkę (parametr unit).",
+                                   "Name the unit (parameter unit).", code="unit_required")
+        found = repo.unit(readable[0])
+        assert found is not None
+        unit = found
+    if not actor.can_read_unit(unit.id):
+        raise Forbidden("Nie masz dostępu do tej jednostki.", "You have no access to this unit.")
+    return unit
+
+
+def incoming_register(uow: UnitOfWork, actor: Principal, unit_code: str | None, year: int | None,
+                      *, limit: int, offset: int) -> list[IncomingItem]:
+    unit = readable_unit(uow, actor, unit_code)
+    year = year or office_year(utcnow())
+    uow.audit("register.read", "unit", unit.id, unit_id=unit.id,
+              details={"register": "incoming", "year": year})
+    return list(RegistryRepository(uow.session).incoming_register(unit.id, year, limit=limit,
+                                                                  offset=offset))
+
+
+def outgoing_register(uow: UnitOfWork, actor: Principal, unit_code: str | None, year: int | None,
+                      *, limit: int, offset: int) -> list[OutgoingItem]:
+    unit = readable_unit(uow, actor, unit_code)
+    year = year or office_year(utcnow())
+    return list(RegistryRepository(uow.session).outgoing_register(unit.id, year, limit=limit,
+                                                                  offset=offset))

@@ -1,0 +1,70 @@
+"""The FastAPI application: routers, error handlers, and (in embedded mode) the in-process
+outbox worker."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+from sqlalchemy import text
+
+from api.bootstrap import Container, bootstrap
+from api.errors import install_error_handlers
+from api.routers import audit, auth, cases, documents, jrwa, org, registry
+
+log = logging.getLogger(__name__)
+
+
+def create_app(c: Container | None = None, *, start_worker: bool | None = None) -> FastAPI:
+    container = c or bootstrap()
+    run_worker = container.settings.embedded_worker if start_worker is None else start_worker
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        container.blob_store.check()
+        stop = threading.Event()
+        thread = None
+        if run_worker:
+            thread = threading.Thread(target=container.worker.run_forever, args=(stop,),
+                                      name="ezd-outbox-worker", daemon=True)
+            thread.start()
+        yield
+        stop.set()
+        container.worker.wake()
+        if thread:
+            thread.join(timeout=10)
+        if c is None:
+            container.dispose()
+
+    app = FastAPI(
+        title="ezd",
+        description="Elektroniczne zarządzanie dokumentacją — oświata. "
+        "Electronic document and case management for a city's education department.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.container = container
+    install_error_handlers(app)
+    for r in (auth, org, jrwa, registry, cases, documents, audit):
+        app.include_router(r.router)
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse("/docs")
+
+    @app.get("/healthz", tags=["health"], summary="Liveness and database check")
+    def healthz() -> dict[str, str]:
+        with container.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return {"status": "ok"}
+
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for `uvicorn --factory` and multi-process serving."""
+    return create_app()

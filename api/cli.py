@@ -1,0 +1,227 @@
+"""The `ezd` command: serve, worker, db upgrade, demo, audit verify, and admin helpers."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import typer
+
+from api.bootstrap import Container, bootstrap
+from workflow.settings import Settings
+
+app = typer.Typer(help="ezd — elektroniczne zarządzanie dokumentacją (oświata)",
+                  no_args_is_help=True, add_completion=False)
+db_app = typer.Typer(help="Database schema", no_args_is_help=True)
+audit_app = typer.Typer(help="Audit trail", no_args_is_help=True)
+user_app = typer.Typer(help="Users and roles", no_args_is_help=True)
+jrwa_app = typer.Typer(help="JRWA file plans", no_args_is_help=True)
+blobs_app = typer.Typer(help="Blob store maintenance", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(audit_app, name="audit")
+app.add_typer(user_app, name="user")
+app.add_typer(jrwa_app, name="jrwa")
+app.add_typer(blobs_app, name="blobs")
+
+
+def _logging(settings: Settings) -> None:
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _upgrade(c: Container) -> None:
+    from workflow.schema import load_shipped_plans, upgrade_database
+
+    upgrade_database(c.settings.resolved_database_url)
+    with c.uow() as uow:
+        loaded = load_shipped_plans(uow)
+        uow.commit()
+    for p in loaded:
+        typer.echo(f"loaded file plan {p}")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Migrate the database to the current schema and load the shipped JRWA plans."""
+    c = bootstrap()
+    _upgrade(c)
+    typer.echo(f"database is at the current schema ({_safe_url(c.settings)})")
+
+
+def _safe_url(settings: Settings) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(settings.resolved_database_url).render_as_string(hide_password=True)
+
+
+def _serve(settings: Settings, host: str | None, port: int | None, workers: int) -> None:
+    import uvicorn
+
+    uvicorn.run("api.app:create_app_from_env", factory=True, host=host or settings.host,
+                port=port or settings.port, workers=workers, log_level=settings.log_level,
+                proxy_headers=False)
+
+
+@app.command()
+def serve(host: str | None = None, port: int | None = None,
+          workers: int = typer.Option(1, help="API processes")) -> None:
+    """Serve the API. In embedded mode (SQLite) the schema is brought up to date first."""
+    settings = Settings()
+    _logging(settings)
+    if settings.is_sqlite:
+        _upgrade(bootstrap(settings))
+    _serve(settings, host, port, workers)
+
+
+@app.command()
+def worker() -> None:
+    """Run the outbox worker until SIGTERM or SIGINT."""
+    c = bootstrap()
+    _logging(c.settings)
+    c.blob_store.check()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: (stop.set(), c.worker.wake()))
+    c.worker.run_forever(stop)
+
+
+@app.command()
+def demo(serve_after: bool = typer.Option(True, "--serve/--no-serve"),
+         port: int | None = None,
+         force: bool = typer.Option(False, help="Seed even a non-embedded database")) -> None:
+    """Seed the demo organisation, users (password `demo`) and letters, then serve."""
+    from workflow.demo import DEMO_PASSWORD, seed_demo
+
+    settings = Settings()
+    _logging(settings)
+    if not settings.is_sqlite and not force:
+        typer.echo("refusing to seed demo users into a production database (use --force)",
+                   err=True)
+        raise typer.Exit(2)
+    c = bootstrap(settings)
+    _upgrade(c)
+    c.blob_store.check()
+    with c.uow() as uow:
+        users = seed_demo(uow, c.blob_store)
+        uow.commit()
+    if users:
+        typer.echo(f"demo data created: {len(users)} users")
+    typer.echo("")
+    typer.echo(f"  Demo users: <role>.<unit> e.g. clerk.sp58, headteacher.sp58, "
+               f"city_officer.wow, auditor.wow, admin.wow — password: {DEMO_PASSWORD}")
+    typer.echo(f"  Roles: clerk handler headteacher city_officer auditor admin; "
+               f"units: wow cuw sp58 sp12 lo3 p7")
+    typer.echo(f"  API docs: http://{settings.host}:{port or settings.port}/docs")
+    typer.echo("")
+    if serve_after:
+        _serve(settings, None, port, 1)
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the audit hash chain: exit 0 when sound, 1 naming the first bad entry."""
+    from workflow.audit.repository import AuditRepository
+    from workflow.audit.service import verify_chain
+
+    c = bootstrap()
+    with c.uow() as uow:
+        verdict = verify_chain(AuditRepository(uow.session))
+    typer.echo(verdict.describe())
+    raise typer.Exit(0 if verdict.ok else 1)
+
+
+@user_app.command("create")
+def user_create(username: str, full_name: str = typer.Option(..., "--full-name"),
+                password: str = typer.Option(..., prompt=True, hide_input=True,
+                                             confirmation_prompt=True,
+                                             envvar="EZD_NEW_USER_PASSWORD"),
+                email: str | None = None) -> None:
+    """Create a user (for the first administrator of a production install)."""
+    from workflow.org.service import create_user
+
+    c = bootstrap()
+    with c.uow() as uow:
+        create_user(uow, username=username, full_name=full_name, password=password, email=email)
+        uow.commit()
+    typer.echo(f"user {username} created")
+
+
+@user_app.command("grant")
+def user_grant(username: str, unit: str, role: str,
+               department: str | None = None) -> None:
+    """Grant ROLE in UNIT to USERNAME."""
+    from workflow.org.service import grant_role
+
+    c = bootstrap()
+    with c.uow() as uow:
+        grant_role(uow, username, unit, role, department)
+        uow.commit()
+    typer.echo(f"{username}: {role} in {unit}")
+
+
+@app.command("unit-create")
+def unit_create(code: str, name: str, kind: str, jrwa_plan: str,
+                address: str | None = None) -> None:
+    """Create a unit (school, kindergarten, city_office, service_centre)."""
+    from workflow.org.service import create_unit
+
+    c = bootstrap()
+    with c.uow() as uow:
+        create_unit(uow, code=code, name=name, kind=kind, jrwa_plan=jrwa_plan, address=address)
+        uow.commit()
+    typer.echo(f"unit {code} created")
+
+
+@jrwa_app.command("load")
+def jrwa_load(path: Path) -> None:
+    """Load a file plan version from a CSV file with a `# plan:`/`# version:` header."""
+    from workflow.jrwa.loader import PlanFileError, parse_plan
+    from workflow.jrwa.service import load_plan
+    from workflow.principal import SYSTEM
+
+    try:
+        plan = parse_plan(path.read_text(encoding="utf-8"))
+    except PlanFileError as e:
+        typer.echo(f"{path}: {e}", err=True)
+        raise typer.Exit(2) from None
+    c = bootstrap()
+    with c.uow() as uow:
+        uow.actor = SYSTEM
+        _, created = load_plan(uow, plan)
+        uow.commit()
+    typer.echo(f"{plan.code} {plan.version}: {'loaded' if created else 'already loaded'}, "
+               f"{len(plan.classes)} classes")
+
+
+@blobs_app.command("collect")
+def blobs_collect() -> None:
+    """Remove stored blobs that no committed row references (older than the grace period)."""
+    from datetime import timedelta
+
+    from workflow.documents.service import collect_stray_blobs
+
+    c = bootstrap()
+    with c.uow() as uow:
+        n = collect_stray_blobs(uow, c.blob_store,
+                                timedelta(seconds=c.settings.blob_gc_grace_seconds))
+        uow.commit()
+    typer.echo(f"removed {n} stray blobs")
+
+
+def main() -> None:  # pragma: no cover
+    try:
+        app()
+    except Exception as e:
+        from workflow.errors import DomainError
+
+        if isinstance(e, DomainError):
+            typer.echo(f"{e.code}: {e.message_en}", err=True)
+            sys.exit(2)
+        raise
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

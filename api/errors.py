@@ -1,0 +1,59 @@
+"""The one place that turns errors into responses: domain errors by their code and status,
+request validation as 422 `validation_failed`, anything unexpected as 500 `internal_error`
+(logged, never with internals in the body). Messages come in Polish and English."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from workflow.errors import DomainError
+
+log = logging.getLogger(__name__)
+
+
+def error_body(code: str, message_pl: str, message_en: str,
+               details: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message_pl, "message_en": message_en,
+                      "details": details or {}}}
+
+
+def validation_details(errors: Any) -> dict[str, Any]:
+    fields = []
+    for e in errors:
+        loc = [str(x) for x in e.get("loc", ()) if x not in ("body",)]
+        fields.append({"field": ".".join(loc), "problem": e.get("msg", ""), "type": e.get("type")})
+    return {"fields": fields}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def _domain(_request: Request, exc: DomainError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return JSONResponse(error_body(exc.code, exc.message_pl, exc.message_en, exc.details),
+                            status_code=exc.status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(error_body("validation_failed", "Dane są niepoprawne.",
+                                       "The data is invalid.", validation_details(exc.errors())),
+                            status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        messages = {404: ("not_found", "Nie znaleziono.", "Not found."),
+                    405: ("method_not_allowed", "Niedozwolona metoda.", "Method not allowed.")}
+        code, pl, en = messages.get(exc.status_code, ("http_error", str(exc.detail), str(exc.detail)))
+        return JSONResponse(error_body(code, pl, en), status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return JSONResponse(error_body("internal_error", "Wystąpił błąd wewnętrzny.",
+                                       "An internal error occurred."), status_code=500)

@@ -1,0 +1,67 @@
+"""Documents: metadata, new versions, content download."""
+
+from __future__ import annotations
+
+import uuid
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import Actor, UoW, container
+from api.presenters import Presenter
+from api.routers.uploads import multipart_openapi, multipart_upload, one_file
+from api.schemas import DocumentOut, VersionOut
+from workflow.cases.service import add_document_version
+from workflow.documents.service import open_version, readable_document
+from workflow.errors import ValidationFailed
+from workflow.text import clean_text
+
+router = APIRouter(prefix="/api/v1", tags=["documents"])
+
+
+@router.get("/documents/{document_id}", response_model=DocumentOut)
+def get_document(document_id: uuid.UUID, uow: UoW, actor: Actor) -> DocumentOut:
+    doc = readable_document(uow, actor, document_id)
+    uow.audit("document.read", "document", doc.id, unit_id=doc.unit_id, document_id=doc.id)
+    return Presenter(uow).document(doc)
+
+
+@router.post("/documents/{document_id}/versions", response_model=VersionOut, status_code=201,
+             summary="Add a new version (content is never replaced)",
+             openapi_extra=multipart_openapi(None, "file", many=False))
+async def add_version(document_id: uuid.UUID, request: Request, uow: UoW,
+                      actor: Actor) -> VersionOut:
+    store = container(request).blob_store
+    async with multipart_upload(request) as form:
+        upload = one_file(form)
+        try:
+            note = clean_text(form.fields.get("note", ""))[:2000]
+        except ValueError:
+            raise ValidationFailed(code="invalid_note") from None
+
+        def work() -> VersionOut:
+            v = add_document_version(uow, store, document_id, upload, note)
+            return VersionOut(version=v.version_no, file_name=v.file_name, size=upload.size,
+                              sha256=upload.sha256, media_type=upload.detected_type,
+                              created_at=v.created_at, note=v.note)
+
+        return await run_in_threadpool(work)
+
+
+@router.get("/documents/{document_id}/versions/{version}/content",
+            summary="Download a version's content", response_class=StreamingResponse)
+def download(document_id: uuid.UUID, version: int, request: Request, uow: UoW,
+             actor: Actor) -> StreamingResponse:
+    content = open_version(uow, container(request).blob_store, actor, document_id, version)
+    name = content.version.file_name
+    return StreamingResponse(
+        content.chunks, media_type=content.blob.media_type,
+        headers={
+            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}",
+            "Content-Length": str(content.blob.size),
+            "X-Content-SHA256": content.blob.sha256,
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
