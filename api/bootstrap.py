@@ -42,7 +42,8 @@ def make_blob_store(settings: Settings) -> BlobStore:
         assert settings.s3_endpoint is not None
         return S3BlobStore(settings.s3_endpoint, settings.s3_access_key,
                            settings.s3_secret_key.get_secret_value(), settings.s3_bucket,
-                           secure=settings.s3_secure, region=settings.s3_region)
+                           secure=settings.s3_secure, region=settings.s3_region,
+                           prefix=settings.s3_prefix)
     return LocalBlobStore(settings.blob_dir)
 
 

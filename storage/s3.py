@@ -23,7 +23,7 @@ MIN_PART = 5 * 1024 * 1024
 
 class S3BlobStore:
     def __init__(self, endpoint: str, access_key: str, secret_key: str, bucket: str, *,
-                 secure: bool = True, region: str | None = None,
+                 secure: bool = True, region: str | None = None, prefix: str = "",
                  pool_size: int = 32) -> None:
         http = urllib3.PoolManager(
             num_pools=4, maxsize=pool_size, timeout=urllib3.Timeout(connect=5, read=60),
@@ -33,6 +33,7 @@ class S3BlobStore:
         self.client = Minio(endpoint, access_key=access_key, secret_key=secret_key,
                             secure=secure, region=region, http_client=http)
         self.bucket = bucket
+        self.prefix = prefix  # lets several installations (or test runs) share a bucket
 
     def check(self) -> None:
         try:
@@ -47,7 +48,7 @@ class S3BlobStore:
         try:
             with open(upload.path, "rb") as f:
                 result = self.client.put_object(
-                    self.bucket, key, f, length=upload.size,
+                    self.bucket, self.prefix + key, f, length=upload.size,
                     content_type=upload.detected_type,
                     part_size=max(MIN_PART, upload.size),  # one PUT, never multipart
                     metadata={"sha256": upload.sha256},
@@ -61,7 +62,7 @@ class S3BlobStore:
 
     def open(self, key: str) -> Iterator[bytes]:
         try:
-            resp = self.client.get_object(self.bucket, key)
+            resp = self.client.get_object(self.bucket, self.prefix + key)
         except (MinioException, urllib3.exceptions.HTTPError) as e:
             raise BlobStoreUnavailable(f"GET {key}: {e}") from e
         try:
@@ -72,18 +73,20 @@ class S3BlobStore:
 
     def delete(self, key: str) -> None:
         try:
-            self.client.remove_object(self.bucket, key)
+            self.client.remove_object(self.bucket, self.prefix + key)
         except S3Error as e:
             if e.code != "NoSuchKey":
                 raise BlobStoreUnavailable(f"DELETE {key}: {e}") from e
 
     def list_keys(self, prefix: str, older_than: datetime) -> Iterator[str]:
-        for obj in self.client.list_objects(self.bucket, prefix=prefix, recursive=True):
+        start = len(self.prefix)
+        for obj in self.client.list_objects(self.bucket, prefix=self.prefix + prefix,
+                                            recursive=True):
             if obj.object_name and obj.last_modified and obj.last_modified < older_than:
-                yield obj.object_name
+                yield obj.object_name[start:]
 
     def remove_all(self) -> None:
-        """For tests only: empty the bucket."""
-        for obj in self.client.list_objects(self.bucket, recursive=True):
+        """For tests only: remove everything under this store's prefix."""
+        for obj in self.client.list_objects(self.bucket, prefix=self.prefix, recursive=True):
             if obj.object_name:
                 self.client.remove_object(self.bucket, obj.object_name)

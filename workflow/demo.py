@@ -67,6 +67,14 @@ def demo_username(role: str, unit_code: str) -> str:
 
 def seed_demo(uow: UnitOfWork, store: BlobStore) -> list[str]:
     """Create the demo organisation and letters; idempotent (does nothing when seeded)."""
+    usernames = seed_demo_organisation(uow)
+    if usernames:
+        _register_letters(uow, store, OrgRepository(uow.session))
+    return usernames
+
+
+def seed_demo_organisation(uow: UnitOfWork) -> list[str]:
+    """The demo units, departments and users, without letters (also the tests' fixture)."""
     uow.actor = SYSTEM
     repo = OrgRepository(uow.session)
     if repo.unit_by_code("SP58") is not None:
@@ -91,7 +99,6 @@ def seed_demo(uow: UnitOfWork, store: BlobStore) -> list[str]:
                       details={"username": username, "role": role.value, "demo": True})
             usernames.append(username)
     uow.flush()
-    _register_letters(uow, store, repo)
     return usernames
 
 

@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     s3_bucket: str = "ezd"
     s3_secure: bool = True
     s3_region: str | None = None
+    s3_prefix: str = Field("", description="Key prefix inside the bucket (shared buckets)")
 
     max_upload_bytes: int = Field(50 * 1024 * 1024, description="Largest accepted file")
     max_files_per_item: int = 50

@@ -101,7 +101,7 @@ def _add_version(uow: UnitOfWork, repo: DocumentRepository, doc: Document, file:
     uow.flush()  # the blob row must exist before a version points at it
     version = DocumentVersion(document_id=doc.id, version_no=version_no, blob_id=file.blob.id,
                               file_name=file.upload.file_name, note=note,
-                              created_by=uow.actor.user_id)
+                              created_by=uow.actor.user_id, created_at=utcnow())
     repo.add(version)
     return version
 

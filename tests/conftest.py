@@ -1,0 +1,177 @@
+"""Test fixtures: every test that takes `backend` runs twice, on the embedded backends (SQLite +
+local folder) and on the real servers (PostgreSQL + S3 started by scripts/services.sh).
+
+Each test gets a fresh database copied from a migrated, seeded template (a file copy on SQLite,
+CREATE DATABASE … TEMPLATE on PostgreSQL) and its own blob namespace. In CI a missing real
+server fails the run instead of skipping.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from api.app import create_app
+from api.bootstrap import Container, bootstrap
+from workflow.demo import seed_demo_organisation
+from workflow.schema import load_shipped_plans, upgrade_database
+from workflow.settings import Settings
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+_counter = itertools.count()
+
+
+def real_services() -> dict[str, str] | None:
+    keys = ("EZD_TEST_DATABASE_URL", "EZD_TEST_S3_ENDPOINT", "EZD_TEST_S3_ACCESS_KEY",
+            "EZD_TEST_S3_SECRET_KEY", "EZD_TEST_S3_BUCKET")
+    env = {k: os.environ.get(k, "") for k in keys}
+    return env if all(env.values()) else None
+
+
+def need_real_services() -> dict[str, str]:
+    env = real_services()
+    if env is None:
+        msg = ("PostgreSQL/S3 test servers are not configured (run `scripts/services.sh up` "
+               "and source .services/env, or use `make test`)")
+        if IN_CI:
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return env
+
+
+def _seed(settings: Settings) -> None:
+    upgrade_database(settings.resolved_database_url)
+    c = bootstrap(settings)
+    with c.uow() as uow:
+        load_shipped_plans(uow)
+        seed_demo_organisation(uow)
+        uow.commit()
+    c.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("sqlite-template")
+    _seed(Settings(data_dir=d))
+    return d / "ezd.sqlite3"
+
+
+def _admin_engine(url: str) -> Any:
+    return create_engine(url, isolation_level="AUTOCOMMIT")
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    env = need_real_services()
+    base = make_url(env["EZD_TEST_DATABASE_URL"])
+    name = f"ezd_tpl_{os.getpid()}"
+    admin = _admin_engine(base)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    _seed(Settings(database_url=base.set(database=name).render_as_string(hide_password=False),
+                   data_dir=Path("/tmp")))
+    yield name
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@dataclass
+class Backend:
+    name: str
+    settings: Settings
+    container: Container
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.name == "postgres_s3"
+
+    def client(self, *, raise_server_exceptions: bool = False) -> TestClient:
+        app = create_app(self.container, start_worker=False)
+        return TestClient(app, raise_server_exceptions=raise_server_exceptions)
+
+
+def make_sqlite_backend(template: Path, tmp: Path, **overrides: Any) -> Backend:
+    data = tmp / "data"
+    data.mkdir()
+    shutil.copy(template, data / "ezd.sqlite3")
+    settings = Settings(data_dir=data, **overrides)
+    return Backend("embedded", settings, bootstrap(settings))
+
+
+def make_pg_backend(template: str, tmp: Path, **overrides: Any) -> tuple[Backend, str]:
+    env = need_real_services()
+    base = make_url(env["EZD_TEST_DATABASE_URL"])
+    name = f"ezd_t_{os.getpid()}_{next(_counter)}"
+    admin = _admin_engine(base)
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    admin.dispose()
+    settings = Settings(
+        data_dir=tmp,
+        database_url=base.set(database=name).render_as_string(hide_password=False),
+        s3_endpoint=env["EZD_TEST_S3_ENDPOINT"], s3_access_key=env["EZD_TEST_S3_ACCESS_KEY"],
+        s3_secret_key=env["EZD_TEST_S3_SECRET_KEY"], s3_bucket=env["EZD_TEST_S3_BUCKET"],
+        s3_secure=os.environ.get("EZD_TEST_S3_SECURE", "false") == "true",
+        s3_prefix=f"t-{uuid.uuid4().hex}/", **overrides,
+    )
+    return Backend("postgres_s3", settings, bootstrap(settings)), name
+
+
+def drop_pg_database(name: str) -> None:
+    env = real_services()
+    assert env is not None
+    admin = _admin_engine(make_url(env["EZD_TEST_DATABASE_URL"]))
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _backend(request: pytest.FixtureRequest, tmp_path: Path, overrides: dict[str, Any]
+             ) -> Iterator[Backend]:
+    if request.param == "embedded":
+        b = make_sqlite_backend(request.getfixturevalue("sqlite_template"), tmp_path, **overrides)
+        yield b
+        b.container.dispose()
+        return
+    b, name = make_pg_backend(request.getfixturevalue("pg_template"), tmp_path, **overrides)
+    b.container.blob_store.check()
+    yield b
+    b.container.dispose()
+    remove_all = getattr(b.container.blob_store, "remove_all", None)
+    if remove_all:
+        remove_all()
+    drop_pg_database(name)
+
+
+@pytest.fixture(params=["embedded", "postgres_s3"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    overrides: dict[str, Any] = {}
+    marker = request.node.get_closest_marker("settings")
+    if marker:
+        overrides = dict(marker.kwargs)
+    yield from _backend(request, tmp_path, overrides)
+
+
+@pytest.fixture(params=["postgres_s3"])
+def pg_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    marker = request.node.get_closest_marker("settings")
+    yield from _backend(request, tmp_path, dict(marker.kwargs) if marker else {})
+
+
+@pytest.fixture
+def client(backend: Backend) -> Iterator[TestClient]:
+    with backend.client() as c:
+        yield c
