@@ -17,6 +17,8 @@ def clean_line(value: str) -> str:
     value = unicodedata.normalize("NFC", value).strip()
     if _CONTROL.search(value) or "\n" in value or "\r" in value or "\t" in value:
         raise ValueError("must not contain control characters or line breaks")
+    if not value:
+        raise ValueError("must not be blank")
     return value
 
 
