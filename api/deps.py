@@ -1,17 +1,30 @@
-"""Request dependencies: the unit of work (one transaction per request, committed before the
-response is sent) and the authenticated principal (bearer token or session cookie)."""
+"""Request dependencies: the authenticated principal and the unit of work.
+
+One transaction per request, committed before the response is sent: a 2xx means committed.
+
+Transactions hold database locks (SQLite's write lock, PostgreSQL row locks on counters) and run
+their blocking work in the thread pool. If every pool thread were waiting for a lock, the holder
+could never get a thread to finish and commit. So every database section takes a *transaction
+slot* first, on the event loop, and there are fewer slots than pool threads (one on SQLite,
+where writers queue anyway). Authentication runs in its own short read section before the
+request's transaction, and uploads are read from the network before their transaction starts,
+so no slot is held while a client is slow to send.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from api.bootstrap import Container
 from workflow.errors import Unauthenticated
 from workflow.org.service import authenticate
-from workflow.principal import Principal
+from workflow.principal import SYSTEM, Principal
 from workflow.uow import UnitOfWork
 
 SESSION_COOKIE = "ezd_session"
@@ -22,23 +35,31 @@ def container(request: Request) -> Container:
     return c
 
 
-def unit_of_work(request: Request) -> Iterator[UnitOfWork]:
-    """Commit when the endpoint returns, roll back when it raises. Declared with
-    scope="function", so this runs before the response goes out: a 2xx means committed."""
+def transaction_slots(request: Request) -> asyncio.Semaphore:
+    state = request.app.state
+    if getattr(state, "tx_slots", None) is None:
+        c = container(request)
+        n = 1 if c.settings.is_sqlite else max(2, min(2 * c.settings.database_pool_size, 32))
+        state.tx_slots = asyncio.Semaphore(n)
+    slots: asyncio.Semaphore = state.tx_slots
+    return slots
+
+
+@asynccontextmanager
+async def transaction(request: Request, actor: Principal = SYSTEM) -> AsyncIterator[UnitOfWork]:
+    """A unit of work inside a transaction slot; commits on success, rolls back on error."""
     c = container(request)
-    uow = UnitOfWork(c.session_factory)
-    try:
-        yield uow
-        uow.commit()
-        c.worker.wake()
-    except BaseException:
-        uow.rollback()
-        raise
-    finally:
-        uow.close()
-
-
-UoW = Annotated[UnitOfWork, Depends(unit_of_work, scope="function")]
+    async with transaction_slots(request):
+        uow = UnitOfWork(c.session_factory, actor)
+        try:
+            yield uow
+            await run_in_threadpool(uow.commit)
+            c.worker.wake()
+        except BaseException:
+            await run_in_threadpool(uow.rollback)
+            raise
+        finally:
+            await run_in_threadpool(uow.close)
 
 
 def bearer_or_cookie(request: Request) -> tuple[str, str] | None:
@@ -52,14 +73,33 @@ def bearer_or_cookie(request: Request) -> tuple[str, str] | None:
     return None
 
 
-def current_principal(request: Request, uow: UoW) -> Principal:
+async def current_principal(request: Request) -> Principal:
     found = bearer_or_cookie(request)
     if found is None:
         raise Unauthenticated()
     token, kind = found
-    principal = authenticate(uow, token, kind=kind)
-    uow.actor = principal
-    return principal
+    c = container(request)
+
+    def check() -> Principal:
+        with UnitOfWork(c.session_factory) as uow:
+            return authenticate(uow, token, kind=kind)
+
+    async with transaction_slots(request):
+        return await run_in_threadpool(check)
 
 
 Actor = Annotated[Principal, Depends(current_principal)]
+
+
+async def unit_of_work(request: Request, actor: Actor) -> AsyncIterator[UnitOfWork]:
+    async with transaction(request, actor) as uow:
+        yield uow
+
+
+async def anonymous_unit_of_work(request: Request) -> AsyncIterator[UnitOfWork]:
+    async with transaction(request) as uow:
+        yield uow
+
+
+UoW = Annotated[UnitOfWork, Depends(unit_of_work, scope="function")]
+AnonymousUoW = Annotated[UnitOfWork, Depends(anonymous_unit_of_work, scope="function")]

@@ -171,6 +171,12 @@ def pg_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backe
     yield from _backend(request, tmp_path, dict(marker.kwargs) if marker else {})
 
 
+@pytest.fixture(params=["embedded"])
+def sqlite_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    marker = request.node.get_closest_marker("settings")
+    yield from _backend(request, tmp_path, dict(marker.kwargs) if marker else {})
+
+
 @pytest.fixture
 def client(backend: Backend) -> Iterator[TestClient]:
     with backend.client() as c:

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
 
-from api.deps import SESSION_COOKIE, Actor, UoW, bearer_or_cookie, container
+from api.deps import SESSION_COOKIE, Actor, AnonymousUoW, UoW, bearer_or_cookie, container
 from api.schemas import MeOut, RoleOut, TokenOut
 from workflow.org.repository import OrgRepository
 from workflow.org.service import login, logout
@@ -17,7 +17,7 @@ router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
 
 @router.post("/token", response_model=TokenOut, summary="Get a bearer token (OAuth2 password)")
-def issue_token(request: Request, uow: UoW,
+def issue_token(request: Request, uow: AnonymousUoW,
                 form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> TokenOut:
     ttl = timedelta(minutes=container(request).settings.token_ttl_minutes)
     issued = login(uow, form.username, form.password, kind="bearer", ttl=ttl)
@@ -25,7 +25,7 @@ def issue_token(request: Request, uow: UoW,
 
 
 @router.post("/login", response_model=MeOut, summary="Log in and get a session cookie")
-def login_with_cookie(request: Request, response: Response, uow: UoW,
+def login_with_cookie(request: Request, response: Response, uow: AnonymousUoW,
                       username: Annotated[str, Form(max_length=80)],
                       password: Annotated[str, Form(max_length=200)]) -> MeOut:
     settings = container(request).settings

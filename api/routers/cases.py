@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import Actor, UoW, container
+from api.deps import Actor, UoW, container, transaction
 from api.presenters import Presenter
 from api.routers.uploads import multipart_openapi, multipart_upload, one_file, parse_meta
 from api.schemas import CaseListOut, CaseOut, DocumentOut, RecordEntryOut
@@ -56,15 +56,15 @@ def get_case_record(reference: str, uow: UoW, actor: Actor) -> list[RecordEntryO
 @router.post("/cases/{reference}/documents", response_model=DocumentOut, status_code=201,
              summary="Add a document to a case",
              openapi_extra=multipart_openapi("AddDocument", "file", many=False))
-async def add_case_document(reference: str, request: Request, uow: UoW,
-                            actor: Actor) -> DocumentOut:
+async def add_case_document(reference: str, request: Request, actor: Actor) -> DocumentOut:
     store = container(request).blob_store
     async with multipart_upload(request) as form:
         cmd = parse_meta(form, AddDocument)
         upload = one_file(form)
+        async with transaction(request, actor) as uow:
 
-        def work() -> DocumentOut:
-            doc = service.add_document_to_case(uow, store, reference, cmd, upload)
-            return Presenter(uow).document(doc)
+            def work() -> DocumentOut:
+                doc = service.add_document_to_case(uow, store, reference, cmd, upload)
+                return Presenter(uow).document(doc)
 
-        return await run_in_threadpool(work)
+            return await run_in_threadpool(work)

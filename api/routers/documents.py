@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import Actor, UoW, container
+from api.deps import Actor, UoW, container, transaction
 from api.presenters import Presenter
 from api.routers.uploads import multipart_openapi, multipart_upload, one_file
 from api.schemas import DocumentOut, VersionOut
@@ -31,8 +31,7 @@ def get_document(document_id: uuid.UUID, uow: UoW, actor: Actor) -> DocumentOut:
 @router.post("/documents/{document_id}/versions", response_model=VersionOut, status_code=201,
              summary="Add a new version (content is never replaced)",
              openapi_extra=multipart_openapi(None, "file", many=False))
-async def add_version(document_id: uuid.UUID, request: Request, uow: UoW,
-                      actor: Actor) -> VersionOut:
+async def add_version(document_id: uuid.UUID, request: Request, actor: Actor) -> VersionOut:
     store = container(request).blob_store
     async with multipart_upload(request) as form:
         upload = one_file(form)
@@ -41,13 +40,16 @@ async def add_version(document_id: uuid.UUID, request: Request, uow: UoW,
         except ValueError:
             raise ValidationFailed(code="invalid_note") from None
 
-        def work() -> VersionOut:
-            v = add_document_version(uow, store, document_id, upload, note)
-            return VersionOut(version=v.version_no, file_name=v.file_name, size=upload.size,
-                              sha256=upload.sha256, media_type=upload.detected_type,
-                              created_at=v.created_at, note=v.note)
+        async with transaction(request, actor) as uow:
 
-        return await run_in_threadpool(work)
+            def work() -> VersionOut:
+                v = add_document_version(uow, store, document_id, upload, note)
+                return VersionOut(version=v.version_no, file_name=v.file_name,
+                                  size=upload.size, sha256=upload.sha256,
+                                  media_type=upload.detected_type, created_at=v.created_at,
+                                  note=v.note)
+
+            return await run_in_threadpool(work)
 
 
 @router.get("/documents/{document_id}/versions/{version}/content",

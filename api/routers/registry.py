@@ -7,7 +7,7 @@ import uuid
 from fastapi import APIRouter, Header, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import Actor, UoW, container
+from api.deps import Actor, UoW, container, transaction
 from api.presenters import Presenter
 from api.routers.uploads import multipart_openapi, multipart_upload, parse_meta
 from api.schemas import IncomingListOut, IncomingOut, OutgoingOut
@@ -28,18 +28,20 @@ router = APIRouter(prefix="/api/v1", tags=["registers"])
     openapi_extra=multipart_openapi("RegisterIncoming", "files", many=True),
 )
 async def register_incoming(
-    request: Request, uow: UoW, actor: Actor,
+    request: Request, actor: Actor,
     idempotency_key: str | None = Header(None, max_length=100, pattern=r"^[\x21-\x7e]+$"),
 ) -> IncomingOut:
     store = container(request).blob_store
     async with multipart_upload(request) as form:
         cmd = parse_meta(form, RegisterIncoming)
+        async with transaction(request, actor) as uow:
 
-        def work() -> IncomingOut:
-            result = service.register_incoming_item(uow, store, cmd, form.files, idempotency_key)
-            return Presenter(uow).incoming(result.item)
+            def work() -> IncomingOut:
+                result = service.register_incoming_item(uow, store, cmd, form.files,
+                                                        idempotency_key)
+                return Presenter(uow).incoming(result.item)
 
-        return await run_in_threadpool(work)
+            return await run_in_threadpool(work)
 
 
 @router.get("/incoming", response_model=IncomingListOut, summary="The incoming register")
