@@ -4,6 +4,7 @@ from the core's models. Batch mode keeps ALTERs valid on SQLite."""
 from __future__ import annotations
 
 from alembic import context
+
 import workflow.models  # noqa: F401  (fills the metadata)
 from workflow.db import Base, make_engine
 from workflow.settings import Settings
@@ -13,8 +14,12 @@ url = config.get_main_option("sqlalchemy.url") or Settings().resolved_database_u
 
 
 def run_offline() -> None:
-    context.configure(url=url, target_metadata=Base.metadata, literal_binds=True,
-                      render_as_batch=url.startswith("sqlite"))
+    context.configure(
+        url=url,
+        target_metadata=Base.metadata,
+        literal_binds=True,
+        render_as_batch=url.startswith("sqlite"),
+    )
     with context.begin_transaction():
         context.run_migrations()
 
@@ -31,8 +36,11 @@ def run_online() -> None:
 
 
 def _run(connection: object) -> None:
-    context.configure(connection=connection, target_metadata=Base.metadata,  # type: ignore[arg-type]
-                      render_as_batch=url.startswith("sqlite"))
+    context.configure(
+        connection=connection,
+        target_metadata=Base.metadata,  # type: ignore[arg-type]
+        render_as_batch=url.startswith("sqlite"),
+    )
     with context.begin_transaction():
         context.run_migrations()
 

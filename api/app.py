@@ -29,8 +29,12 @@ def create_app(c: Container | None = None, *, start_worker: bool | None = None) 
         stop = threading.Event()
         thread = None
         if run_worker:
-            thread = threading.Thread(target=container.worker.run_forever, args=(stop,),
-                                      name="ezd-outbox-worker", daemon=True)
+            thread = threading.Thread(
+                target=container.worker.run_forever,
+                args=(stop,),
+                name="ezd-outbox-worker",
+                daemon=True,
+            )
             thread.start()
         yield
         stop.set()

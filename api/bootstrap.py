@@ -40,10 +40,15 @@ class Container:
 def make_blob_store(settings: Settings) -> BlobStore:
     if settings.uses_s3:
         assert settings.s3_endpoint is not None
-        return S3BlobStore(settings.s3_endpoint, settings.s3_access_key,
-                           settings.s3_secret_key.get_secret_value(), settings.s3_bucket,
-                           secure=settings.s3_secure, region=settings.s3_region,
-                           prefix=settings.s3_prefix)
+        return S3BlobStore(
+            settings.s3_endpoint,
+            settings.s3_access_key,
+            settings.s3_secret_key.get_secret_value(),
+            settings.s3_bucket,
+            secure=settings.s3_secure,
+            region=settings.s3_region,
+            prefix=settings.s3_prefix,
+        )
     return LocalBlobStore(settings.blob_dir)
 
 
@@ -61,8 +66,7 @@ def bootstrap(settings: Settings | None = None) -> Container:
     worker = Worker(
         session_factory=session_factory,
         handlers={"blobs.collect": collect},
-        periodic=[Periodic("blobs.collect",
-                           timedelta(seconds=settings.blob_gc_interval_seconds))],
+        periodic=[Periodic("blobs.collect", timedelta(seconds=settings.blob_gc_interval_seconds))],
         max_attempts=settings.outbox_max_attempts,
         poll_seconds=settings.worker_poll_seconds,
     )

@@ -13,8 +13,11 @@ import typer
 from api.bootstrap import Container, bootstrap
 from workflow.settings import Settings
 
-app = typer.Typer(help="ezd — elektroniczne zarządzanie dokumentacją (oświata)",
-                  no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="ezd — elektroniczne zarządzanie dokumentacją (oświata)",
+    no_args_is_help=True,
+    add_completion=False,
+)
 db_app = typer.Typer(help="Database schema", no_args_is_help=True)
 audit_app = typer.Typer(help="Audit trail", no_args_is_help=True)
 user_app = typer.Typer(help="Users and roles", no_args_is_help=True)
@@ -28,8 +31,9 @@ app.add_typer(blobs_app, name="blobs")
 
 
 def _logging(settings: Settings) -> None:
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
 
 def _upgrade(c: Container) -> None:
@@ -60,14 +64,23 @@ def _safe_url(settings: Settings) -> str:
 def _serve(settings: Settings, host: str | None, port: int | None, workers: int) -> None:
     import uvicorn
 
-    uvicorn.run("api.app:create_app_from_env", factory=True, host=host or settings.host,
-                port=port or settings.port, workers=workers, log_level=settings.log_level,
-                proxy_headers=False)
+    uvicorn.run(
+        "api.app:create_app_from_env",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        log_level=settings.log_level,
+        proxy_headers=False,
+    )
 
 
 @app.command()
-def serve(host: str | None = None, port: int | None = None,
-          workers: int = typer.Option(1, help="API processes")) -> None:
+def serve(
+    host: str | None = None,
+    port: int | None = None,
+    workers: int = typer.Option(1, help="API processes"),
+) -> None:
     """Serve the API. In embedded mode (SQLite) the schema is brought up to date first."""
     settings = Settings()
     _logging(settings)
@@ -89,17 +102,18 @@ def worker() -> None:
 
 
 @app.command()
-def demo(serve_after: bool = typer.Option(True, "--serve/--no-serve"),
-         port: int | None = None,
-         force: bool = typer.Option(False, help="Seed even a non-embedded database")) -> None:
+def demo(
+    serve_after: bool = typer.Option(True, "--serve/--no-serve"),
+    port: int | None = None,
+    force: bool = typer.Option(False, help="Seed even a non-embedded database"),
+) -> None:
     """Seed the demo organisation, users (password `demo`) and letters, then serve."""
     from workflow.demo import DEMO_PASSWORD, seed_demo
 
     settings = Settings()
     _logging(settings)
     if not settings.is_sqlite and not force:
-        typer.echo("refusing to seed demo users into a production database (use --force)",
-                   err=True)
+        typer.echo("refusing to seed demo users into a production database (use --force)", err=True)
         raise typer.Exit(2)
     c = bootstrap(settings)
     _upgrade(c)
@@ -110,10 +124,14 @@ def demo(serve_after: bool = typer.Option(True, "--serve/--no-serve"),
     if users:
         typer.echo(f"demo data created: {len(users)} users")
     typer.echo("")
-    typer.echo(f"  Demo users: <role>.<unit> e.g. clerk.sp58, headteacher.sp58, "
-               f"city_officer.wow, auditor.wow, admin.wow — password: {DEMO_PASSWORD}")
-    typer.echo(f"  Roles: clerk handler headteacher city_officer auditor admin; "
-               f"units: wow cuw sp58 sp12 lo3 p7")
+    typer.echo(
+        f"  Demo users: <role>.<unit> e.g. clerk.sp58, headteacher.sp58, "
+        f"city_officer.wow, auditor.wow, admin.wow — password: {DEMO_PASSWORD}"
+    )
+    typer.echo(
+        "  Roles: clerk handler headteacher city_officer auditor admin; "
+        "units: wow cuw sp58 sp12 lo3 p7"
+    )
     typer.echo(f"  API docs: http://{settings.host}:{port or settings.port}/docs")
     typer.echo("")
     if serve_after:
@@ -134,11 +152,14 @@ def audit_verify() -> None:
 
 
 @user_app.command("create")
-def user_create(username: str, full_name: str = typer.Option(..., "--full-name"),
-                password: str = typer.Option(..., prompt=True, hide_input=True,
-                                             confirmation_prompt=True,
-                                             envvar="EZD_NEW_USER_PASSWORD"),
-                email: str | None = None) -> None:
+def user_create(
+    username: str,
+    full_name: str = typer.Option(..., "--full-name"),
+    password: str = typer.Option(
+        ..., prompt=True, hide_input=True, confirmation_prompt=True, envvar="EZD_NEW_USER_PASSWORD"
+    ),
+    email: str | None = None,
+) -> None:
     """Create a user (for the first administrator of a production install)."""
     from workflow.org.service import create_user
 
@@ -150,8 +171,7 @@ def user_create(username: str, full_name: str = typer.Option(..., "--full-name")
 
 
 @user_app.command("grant")
-def user_grant(username: str, unit: str, role: str,
-               department: str | None = None) -> None:
+def user_grant(username: str, unit: str, role: str, department: str | None = None) -> None:
     """Grant ROLE in UNIT to USERNAME."""
     from workflow.org.service import grant_role
 
@@ -163,8 +183,9 @@ def user_grant(username: str, unit: str, role: str,
 
 
 @app.command("unit-create")
-def unit_create(code: str, name: str, kind: str, jrwa_plan: str,
-                address: str | None = None) -> None:
+def unit_create(
+    code: str, name: str, kind: str, jrwa_plan: str, address: str | None = None
+) -> None:
     """Create a unit (school, kindergarten, city_office, service_centre)."""
     from workflow.org.service import create_unit
 
@@ -192,8 +213,10 @@ def jrwa_load(path: Path) -> None:
         uow.actor = SYSTEM
         _, created = load_plan(uow, plan)
         uow.commit()
-    typer.echo(f"{plan.code} {plan.version}: {'loaded' if created else 'already loaded'}, "
-               f"{len(plan.classes)} classes")
+    typer.echo(
+        f"{plan.code} {plan.version}: {'loaded' if created else 'already loaded'}, "
+        f"{len(plan.classes)} classes"
+    )
 
 
 @blobs_app.command("collect")
@@ -205,8 +228,9 @@ def blobs_collect() -> None:
 
     c = bootstrap()
     with c.uow() as uow:
-        n = collect_stray_blobs(uow, c.blob_store,
-                                timedelta(seconds=c.settings.blob_gc_grace_seconds))
+        n = collect_stray_blobs(
+            uow, c.blob_store, timedelta(seconds=c.settings.blob_gc_grace_seconds)
+        )
         uow.commit()
     typer.echo(f"removed {n} stray blobs")
 

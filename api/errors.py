@@ -17,10 +17,17 @@ from workflow.errors import DomainError
 log = logging.getLogger(__name__)
 
 
-def error_body(code: str, message_pl: str, message_en: str,
-               details: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message_pl, "message_en": message_en,
-                      "details": details or {}}}
+def error_body(
+    code: str, message_pl: str, message_en: str, details: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    return {
+        "error": {
+            "code": code,
+            "message": message_pl,
+            "message_en": message_en,
+            "details": details or {},
+        }
+    }
 
 
 def validation_details(errors: Any) -> dict[str, Any]:
@@ -35,25 +42,45 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(_request: Request, exc: DomainError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return JSONResponse(error_body(exc.code, exc.message_pl, exc.message_en, exc.details),
-                            status_code=exc.status, headers=headers)
+        return JSONResponse(
+            error_body(exc.code, exc.message_pl, exc.message_en, exc.details),
+            status_code=exc.status,
+            headers=headers,
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse(error_body("validation_failed", "Dane są niepoprawne.",
-                                       "The data is invalid.", validation_details(exc.errors())),
-                            status_code=422)
+        return JSONResponse(
+            error_body(
+                "validation_failed",
+                "Dane są niepoprawne.",
+                "The data is invalid.",
+                validation_details(exc.errors()),
+            ),
+            status_code=422,
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        messages = {404: ("not_found", "Nie znaleziono.", "Not found."),
-                    405: ("method_not_allowed", "Niedozwolona metoda.", "Method not allowed.")}
-        code, pl, en = messages.get(exc.status_code, ("http_error", str(exc.detail), str(exc.detail)))
-        return JSONResponse(error_body(code, pl, en), status_code=exc.status_code,
-                            headers=getattr(exc, "headers", None))
+        messages = {
+            404: ("not_found", "Nie znaleziono.", "Not found."),
+            405: ("method_not_allowed", "Niedozwolona metoda.", "Method not allowed."),
+        }
+        code, pl, en = messages.get(
+            exc.status_code, ("http_error", str(exc.detail), str(exc.detail))
+        )
+        return JSONResponse(
+            error_body(code, pl, en),
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=exc)
-        return JSONResponse(error_body("internal_error", "Wystąpił błąd wewnętrzny.",
-                                       "An internal error occurred."), status_code=500)
+        return JSONResponse(
+            error_body(
+                "internal_error", "Wystąpił błąd wewnętrzny.", "An internal error occurred."
+            ),
+            status_code=500,
+        )

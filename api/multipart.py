@@ -54,7 +54,8 @@ def check_file_name(raw: str) -> str:
         raise ValidationFailed(
             "Nazwa pliku jest niedozwolona (ścieżka, znaki sterujące lub zbyt długa).",
             "The file name is not allowed (a path, control characters or too long).",
-            code="invalid_file_name", details={"file_name": raw[:300]},
+            code="invalid_file_name",
+            details={"file_name": raw[:300]},
         )
     return name
 
@@ -74,12 +75,16 @@ class _Part:
         self.head = bytearray()
 
 
-async def read_multipart(request: Request, *, max_file_bytes: int, max_files: int,
-                         spool_dir: Path | None = None) -> ParsedForm:
+async def read_multipart(
+    request: Request, *, max_file_bytes: int, max_files: int, spool_dir: Path | None = None
+) -> ParsedForm:
     ctype, params = parse_options_header(request.headers.get("content-type", ""))
     if ctype != b"multipart/form-data" or b"boundary" not in params:
-        raise ValidationFailed("Oczekiwano multipart/form-data.", "Expected multipart/form-data.",
-                               code="multipart_expected")
+        raise ValidationFailed(
+            "Oczekiwano multipart/form-data.",
+            "Expected multipart/form-data.",
+            code="multipart_expected",
+        )
     declared_length = request.headers.get("content-length")
     overall_limit = max_files * (max_file_bytes + 16 * 1024) + MAX_FIELD_BYTES
     if declared_length and declared_length.isdigit() and int(declared_length) > overall_limit:
@@ -101,7 +106,8 @@ async def read_multipart(request: Request, *, max_file_bytes: int, max_files: in
 
     def on_header_end() -> None:
         current[-1].headers[header_field.decode("latin-1").lower()] = header_value.decode(
-            "utf-8", "replace")
+            "utf-8", "replace"
+        )
         header_field.clear()
         header_value.clear()
 
@@ -114,9 +120,11 @@ async def read_multipart(request: Request, *, max_file_bytes: int, max_files: in
         raw_file_name = msg.get_filename()
         if raw_file_name is not None:
             if len(form.files) + 1 > max_files:
-                raise ValidationFailed(f"Najwyżej {max_files} plików w jednym zgłoszeniu.",
-                                       f"At most {max_files} files per submission.",
-                                       code="too_many_files")
+                raise ValidationFailed(
+                    f"Najwyżej {max_files} plików w jednym zgłoszeniu.",
+                    f"At most {max_files} files per submission.",
+                    code="too_many_files",
+                )
             part.file_name = check_file_name(raw_file_name)
             part.declared_type = part.headers.get("content-type")
             fd, tmp = tempfile.mkstemp(prefix="ezd-upload-", dir=spool_dir)
@@ -130,8 +138,11 @@ async def read_multipart(request: Request, *, max_file_bytes: int, max_files: in
         if part.file is None:
             part.buffer.extend(chunk)
             if len(part.buffer) > MAX_FIELD_BYTES:
-                raise ValidationFailed("Pole formularza jest zbyt duże.", "A form field is too large.",
-                                       code="field_too_large")
+                raise ValidationFailed(
+                    "Pole formularza jest zbyt duże.",
+                    "A form field is too large.",
+                    code="field_too_large",
+                )
             return
         part.size += len(chunk)
         if part.size > max_file_bytes:
@@ -155,30 +166,49 @@ async def read_multipart(request: Request, *, max_file_bytes: int, max_files: in
         part.file.close()
         assert part.path is not None and part.file_name is not None
         if part.size == 0:
-            raise ValidationFailed(f"Plik „{part.file_name}” jest pusty.",
-                                   f"File '{part.file_name}' is empty.", code="empty_file",
-                                   details={"file_name": part.file_name})
+            raise ValidationFailed(
+                f"Plik „{part.file_name}” jest pusty.",
+                f"File '{part.file_name}' is empty.",
+                code="empty_file",
+                details={"file_name": part.file_name},
+            )
         detected, honest = reconcile(part.declared_type, bytes(part.head))
         if not honest:
             raise ValidationFailed(
-                f"Plik „{part.file_name}” nie jest typu {part.declared_type} (rozpoznano {detected}).",
+                f"Plik „{part.file_name}” nie jest typu {part.declared_type} "
+                f"(rozpoznano {detected}).",
                 f"File '{part.file_name}' is not {part.declared_type} (detected {detected}).",
                 code="content_type_mismatch",
-                details={"file_name": part.file_name, "declared": part.declared_type,
-                         "detected": detected},
+                details={
+                    "file_name": part.file_name,
+                    "declared": part.declared_type,
+                    "detected": detected,
+                },
             )
-        form.files.append(SpooledUpload(
-            path=part.path, file_name=part.file_name, declared_type=part.declared_type,
-            detected_type=detected, size=part.size, sha256=part.sha256.hexdigest(),
-            md5=part.md5.hexdigest(),
-        ))
+        form.files.append(
+            SpooledUpload(
+                path=part.path,
+                file_name=part.file_name,
+                declared_type=part.declared_type,
+                detected_type=detected,
+                size=part.size,
+                sha256=part.sha256.hexdigest(),
+                md5=part.md5.hexdigest(),
+            )
+        )
 
-    parser = MultipartParser(params[b"boundary"], {  # type: ignore[arg-type]
-        "on_part_begin": on_part_begin, "on_part_data": on_part_data,
-        "on_part_end": on_part_end, "on_header_field": on_header_field,
-        "on_header_value": on_header_value, "on_header_end": on_header_end,
-        "on_headers_finished": on_headers_finished,
-    })
+    parser = MultipartParser(
+        params[b"boundary"],
+        {  # type: ignore[arg-type]
+            "on_part_begin": on_part_begin,
+            "on_part_data": on_part_data,
+            "on_part_end": on_part_end,
+            "on_header_field": on_header_field,
+            "on_header_value": on_header_value,
+            "on_header_end": on_header_end,
+            "on_headers_finished": on_headers_finished,
+        },
+    )
     try:
         async for chunk in request.stream():
             parser.write(chunk)
@@ -190,13 +220,18 @@ async def read_multipart(request: Request, *, max_file_bytes: int, max_files: in
     except Exception as e:
         _close_open(current)
         form.cleanup()
-        raise ValidationFailed("Niepoprawne dane multipart.", "Malformed multipart data.",
-                               code="malformed_multipart", details={"reason": str(e)[:200]}) from e
+        raise ValidationFailed(
+            "Niepoprawne dane multipart.",
+            "Malformed multipart data.",
+            code="malformed_multipart",
+            details={"reason": str(e)[:200]},
+        ) from e
     if current:
         _close_open(current)
         form.cleanup()
-        raise ValidationFailed("Niepełne dane multipart.", "Truncated multipart data.",
-                               code="malformed_multipart")
+        raise ValidationFailed(
+            "Niepełne dane multipart.", "Truncated multipart data.", code="malformed_multipart"
+        )
     return form
 
 

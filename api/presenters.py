@@ -42,38 +42,70 @@ class Presenter:
         for v in self.docs.versions(doc.id):
             blob = self.docs.blob(v.blob_id)
             assert blob is not None
-            versions.append(VersionOut(version=v.version_no, file_name=v.file_name,
-                                       size=blob.size, sha256=blob.sha256,
-                                       media_type=blob.media_type, created_at=v.created_at,
-                                       note=v.note))
+            versions.append(
+                VersionOut(
+                    version=v.version_no,
+                    file_name=v.file_name,
+                    size=blob.size,
+                    sha256=blob.sha256,
+                    media_type=blob.media_type,
+                    created_at=v.created_at,
+                    note=v.note,
+                )
+            )
         return DocumentOut(
-            id=doc.id, identifier=doc.identifier, title=doc.title, creator=doc.creator,
-            date=doc.document_date, format=doc.format, access=doc.access, type=doc.type,
-            relation=doc.relation, recipient=doc.recipient, grouping=doc.grouping,
-            qualification=doc.qualification, language=doc.language,
-            description=doc.description, rights=doc.rights,
-            case_reference=self.case_reference(doc.case_id), versions=versions,
+            id=doc.id,
+            identifier=doc.identifier,
+            title=doc.title,
+            creator=doc.creator,
+            date=doc.document_date,
+            format=doc.format,
+            access=doc.access,
+            type=doc.type,
+            relation=doc.relation,
+            recipient=doc.recipient,
+            grouping=doc.grouping,
+            qualification=doc.qualification,
+            language=doc.language,
+            description=doc.description,
+            rights=doc.rights,
+            case_reference=self.case_reference(doc.case_id),
+            versions=versions,
         )
 
     def incoming(self, item: IncomingItem, *, with_documents: bool = True) -> IncomingOut:
         jrwa = self.jrwa.class_by_id(item.jrwa_class_id) if item.jrwa_class_id else None
         docs: Sequence[Document] = self.docs.for_incoming(item.id) if with_documents else []
         return IncomingOut(
-            id=item.id, rpw_number=item.rpw_number, unit=self.unit_code(item.unit_id),
-            case_reference=self.case_reference(item.case_id), subject=item.subject,
-            sender=item.sender, channel=item.channel, received_at=item.received_at,
-            registered_at=item.registered_at, sender_reference=item.sender_reference,
-            letter_date=item.letter_date, attachments_count=item.attachments_count,
-            jrwa=jrwa.symbol if jrwa else None, notes=item.notes,
+            id=item.id,
+            rpw_number=item.rpw_number,
+            unit=self.unit_code(item.unit_id),
+            case_reference=self.case_reference(item.case_id),
+            subject=item.subject,
+            sender=item.sender,
+            channel=item.channel,
+            received_at=item.received_at,
+            registered_at=item.registered_at,
+            sender_reference=item.sender_reference,
+            letter_date=item.letter_date,
+            attachments_count=item.attachments_count,
+            jrwa=jrwa.symbol if jrwa else None,
+            notes=item.notes,
             documents=[self.document(d) for d in docs],
         )
 
     def outgoing(self, item: OutgoingItem) -> OutgoingOut:
         return OutgoingOut(
-            id=item.id, number=item.number, unit=self.unit_code(item.unit_id),
-            case_reference=self.case_reference(item.case_id), subject=item.subject,
-            recipients=item.recipients, channel=item.channel, status=item.status,
-            dispatched_at=item.dispatched_at, created_at=item.created_at,
+            id=item.id,
+            number=item.number,
+            unit=self.unit_code(item.unit_id),
+            case_reference=self.case_reference(item.case_id),
+            subject=item.subject,
+            recipients=item.recipients,
+            channel=item.channel,
+            status=item.status,
+            dispatched_at=item.dispatched_at,
+            created_at=item.created_at,
         )
 
     def case(self, case: Case, *, full: bool = False) -> CaseOut:
@@ -81,11 +113,18 @@ class Presenter:
         assert cls is not None
         dept = self.org.department_by_id(case.department_id) if case.department_id else None
         out = CaseOut(
-            reference=case.reference, unit=self.unit_code(case.unit_id),
-            department=dept.code if dept else None, jrwa=case.jrwa_symbol, jrwa_title=cls.title,
+            reference=case.reference,
+            unit=self.unit_code(case.unit_id),
+            department=dept.code if dept else None,
+            jrwa=case.jrwa_symbol,
+            jrwa_title=cls.title,
             jrwa_plan_version=self._plan_version(cls.plan_id),
-            retention_category=cls.category_lead, year=case.year, seq=case.seq,
-            title=case.title, status=case.status, opened_at=case.opened_at,
+            retention_category=cls.category_lead,
+            year=case.year,
+            seq=case.seq,
+            title=case.title,
+            status=case.status,
+            opened_at=case.opened_at,
         )
         if full:
             out.documents = [self.document(d) for d in self.docs.for_case(case.id)]

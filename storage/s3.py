@@ -2,7 +2,8 @@
 
 Each object is sent in one PUT; the client signs the body's SHA-256 (plain HTTP) or sends its
 Content-MD5 (HTTPS), so the server refuses a corrupted body, and the returned ETag is compared
-with the MD5 we computed while receiving. The SHA-256 is kept as object metadata for audits. A failed PUT leaves no object under the key (S3 PUT is atomic).
+with the MD5 we computed while receiving. The SHA-256 is kept as object metadata for audits.
+A failed PUT leaves no object under the key (S3 PUT is atomic).
 """
 
 from __future__ import annotations
@@ -22,16 +23,34 @@ MIN_PART = 5 * 1024 * 1024
 
 
 class S3BlobStore:
-    def __init__(self, endpoint: str, access_key: str, secret_key: str, bucket: str, *,
-                 secure: bool = True, region: str | None = None, prefix: str = "",
-                 pool_size: int = 32) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        access_key: str,
+        secret_key: str,
+        bucket: str,
+        *,
+        secure: bool = True,
+        region: str | None = None,
+        prefix: str = "",
+        pool_size: int = 32,
+    ) -> None:
         http = urllib3.PoolManager(
-            num_pools=4, maxsize=pool_size, timeout=urllib3.Timeout(connect=5, read=60),
-            retries=urllib3.Retry(total=3, backoff_factor=0.2,
-                                  status_forcelist=[500, 502, 503, 504]),
+            num_pools=4,
+            maxsize=pool_size,
+            timeout=urllib3.Timeout(connect=5, read=60),
+            retries=urllib3.Retry(
+                total=3, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]
+            ),
         )
-        self.client = Minio(endpoint, access_key=access_key, secret_key=secret_key,
-                            secure=secure, region=region, http_client=http)
+        self.client = Minio(
+            endpoint,
+            access_key=access_key,
+            secret_key=secret_key,
+            secure=secure,
+            region=region,
+            http_client=http,
+        )
         self.bucket = bucket
         self.prefix = prefix  # lets several installations (or test runs) share a bucket
 
@@ -48,7 +67,10 @@ class S3BlobStore:
         try:
             with open(upload.path, "rb") as f:
                 result = self.client.put_object(
-                    self.bucket, self.prefix + key, f, length=upload.size,
+                    self.bucket,
+                    self.prefix + key,
+                    f,
+                    length=upload.size,
                     content_type=upload.detected_type,
                     part_size=max(MIN_PART, upload.size),  # one PUT, never multipart
                     metadata={"sha256": upload.sha256},
@@ -80,8 +102,9 @@ class S3BlobStore:
 
     def list_keys(self, prefix: str, older_than: datetime) -> Iterator[str]:
         start = len(self.prefix)
-        for obj in self.client.list_objects(self.bucket, prefix=self.prefix + prefix,
-                                            recursive=True):
+        for obj in self.client.list_objects(
+            self.bucket, prefix=self.prefix + prefix, recursive=True
+        ):
             if obj.object_name and obj.last_modified and obj.last_modified < older_than:
                 yield obj.object_name[start:]
 

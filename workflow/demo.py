@@ -34,30 +34,81 @@ class DemoUnit:
 
 
 UNITS = (
-    DemoUnit("WOW", "Wydział Oświaty i Wychowania Urzędu Miasta", UnitKind.city_office, "gmina",
-             "ul. Ratuszowa 1, 00-001 Miasto",
-             (("OS", "Referat Organizacji Szkół"), ("KP", "Referat Kadr i Płac Oświaty"))),
-    DemoUnit("CUW", "Centrum Usług Wspólnych Oświaty", UnitKind.service_centre, "gmina",
-             "ul. Księgowa 3, 00-002 Miasto", (("FK", "Dział Finansowo-Księgowy"),)),
-    DemoUnit("SP58", "Szkoła Podstawowa nr 58", UnitKind.school, "szkola",
-             "ul. Szkolna 58, 00-058 Miasto"),
-    DemoUnit("SP12", "Szkoła Podstawowa nr 12", UnitKind.school, "szkola",
-             "ul. Lipowa 12, 00-012 Miasto"),
-    DemoUnit("LO3", "III Liceum Ogólnokształcące", UnitKind.school, "szkola",
-             "al. Młodzieży 3, 00-103 Miasto"),
-    DemoUnit("P7", "Przedszkole nr 7", UnitKind.kindergarten, "szkola",
-             "ul. Słoneczna 7, 00-007 Miasto"),
+    DemoUnit(
+        "WOW",
+        "Wydział Oświaty i Wychowania Urzędu Miasta",
+        UnitKind.city_office,
+        "gmina",
+        "ul. Ratuszowa 1, 00-001 Miasto",
+        (("OS", "Referat Organizacji Szkół"), ("KP", "Referat Kadr i Płac Oświaty")),
+    ),
+    DemoUnit(
+        "CUW",
+        "Centrum Usług Wspólnych Oświaty",
+        UnitKind.service_centre,
+        "gmina",
+        "ul. Księgowa 3, 00-002 Miasto",
+        (("FK", "Dział Finansowo-Księgowy"),),
+    ),
+    DemoUnit(
+        "SP58",
+        "Szkoła Podstawowa nr 58",
+        UnitKind.school,
+        "szkola",
+        "ul. Szkolna 58, 00-058 Miasto",
+    ),
+    DemoUnit(
+        "SP12", "Szkoła Podstawowa nr 12", UnitKind.school, "szkola", "ul. Lipowa 12, 00-012 Miasto"
+    ),
+    DemoUnit(
+        "LO3",
+        "III Liceum Ogólnokształcące",
+        UnitKind.school,
+        "szkola",
+        "al. Młodzieży 3, 00-103 Miasto",
+    ),
+    DemoUnit(
+        "P7", "Przedszkole nr 7", UnitKind.kindergarten, "szkola", "ul. Słoneczna 7, 00-007 Miasto"
+    ),
 )
 
 LETTERS = (
-    ("SP58", "Wniosek o wydanie duplikatu legitymacji szkolnej", "Anna Kowalska", "person",
-     "431", True, "paper"),
-    ("SP58", "Skarga rodzica na organizację zajęć świetlicowych", "Piotr Nowak", "person",
-     "050", True, "email"),
-    ("SP58", "Opinia poradni psychologiczno-pedagogicznej w sprawie ucznia klasy 4b",
-     "Poradnia Psychologiczno-Pedagogiczna nr 2", "institution", "4430", True, "epuap"),
-    ("WOW", "Projekt arkusza organizacji SP58 na rok szkolny 2027/2028",
-     "Szkoła Podstawowa nr 58", "institution", "43170", True, "internal"),
+    (
+        "SP58",
+        "Wniosek o wydanie duplikatu legitymacji szkolnej",
+        "Anna Kowalska",
+        "person",
+        "431",
+        True,
+        "paper",
+    ),
+    (
+        "SP58",
+        "Skarga rodzica na organizację zajęć świetlicowych",
+        "Piotr Nowak",
+        "person",
+        "050",
+        True,
+        "email",
+    ),
+    (
+        "SP58",
+        "Opinia poradni psychologiczno-pedagogicznej w sprawie ucznia klasy 4b",
+        "Poradnia Psychologiczno-Pedagogiczna nr 2",
+        "institution",
+        "4430",
+        True,
+        "epuap",
+    ),
+    (
+        "WOW",
+        "Projekt arkusza organizacji SP58 na rok szkolny 2027/2028",
+        "Szkoła Podstawowa nr 58",
+        "institution",
+        "43170",
+        True,
+        "internal",
+    ),
 )
 
 
@@ -90,13 +141,21 @@ def seed_demo_organisation(uow: UnitOfWork) -> list[str]:
             repo.add(Department(unit_id=unit.id, code=code, name=name))
         for role in Role:
             username = demo_username(role, u.code)
-            user = User(username=username, full_name=f"{role.value} {u.code} (demo)",
-                        password_hash=password_hash)
+            user = User(
+                username=username,
+                full_name=f"{role.value} {u.code} (demo)",
+                password_hash=password_hash,
+            )
             repo.add(user)
             uow.flush()
             repo.add(RoleAssignment(user_id=user.id, unit_id=unit.id, role=role))
-            uow.audit("user.created", "user", user.id, unit_id=unit.id,
-                      details={"username": username, "role": role.value, "demo": True})
+            uow.audit(
+                "user.created",
+                "user",
+                user.id,
+                unit_id=unit.id,
+                details={"username": username, "role": role.value, "demo": True},
+            )
             usernames.append(username)
     uow.flush()
     return usernames
@@ -108,19 +167,33 @@ def _register_letters(uow: UnitOfWork, store: BlobStore, repo: OrgRepository) ->
             clerk = repo.user_by_username(demo_username(Role.clerk, unit_code))
             assert clerk is not None
             uow.actor = principal_for(repo, clerk)
-            body = (f"{sender}\n\n{subject}\n\nTreść pisma przykładowego nr {n + 1}, "
-                    "wygenerowanego dla wersji demonstracyjnej ezd.\n").encode()
+            body = (
+                f"{sender}\n\n{subject}\n\nTreść pisma przykładowego nr {n + 1}, "
+                "wygenerowanego dla wersji demonstracyjnej ezd.\n"
+            ).encode()
             path = Path(tmp) / f"pismo-{n + 1}.txt"
             path.write_bytes(body)
             upload = SpooledUpload(
-                path=path, file_name=f"pismo-{n + 1}.txt", declared_type="text/plain",
-                detected_type="text/plain", size=len(body),
+                path=path,
+                file_name=f"pismo-{n + 1}.txt",
+                declared_type="text/plain",
+                detected_type="text/plain",
+                size=len(body),
                 sha256=hashlib.sha256(body).hexdigest(),
                 md5=hashlib.md5(body, usedforsecurity=False).hexdigest(),
             )
-            register_incoming_item(uow, store, RegisterIncoming(
-                unit=unit_code, subject=subject, sender=Party(name=sender, kind=kind),  # type: ignore[arg-type]
-                channel=channel, jrwa=jrwa, new_case=new_case,  # type: ignore[arg-type]
-                letter_date=date(2026, 11, 20),
-            ), [upload])
+            register_incoming_item(
+                uow,
+                store,
+                RegisterIncoming(
+                    unit=unit_code,
+                    subject=subject,
+                    sender=Party(name=sender, kind=kind),
+                    channel=channel,
+                    jrwa=jrwa,
+                    new_case=new_case,
+                    letter_date=date(2026, 11, 20),
+                ),
+                [upload],
+            )
     uow.actor = SYSTEM

@@ -10,7 +10,22 @@ from workflow.outbox.models import OutboxEvent
 from workflow.registry.models import IncomingItem, NumberCounter, OutgoingItem
 
 __all__ = [
-    "AuditChainHead", "AuditEntry", "AuthSession", "Base", "Blob", "Case", "Department",
-    "Document", "DocumentVersion", "IncomingItem", "JrwaClass", "JrwaPlan", "NumberCounter",
-    "OutboxEvent", "OutgoingItem", "RoleAssignment", "Unit", "User",
+    "AuditChainHead",
+    "AuditEntry",
+    "AuthSession",
+    "Base",
+    "Blob",
+    "Case",
+    "Department",
+    "Document",
+    "DocumentVersion",
+    "IncomingItem",
+    "JrwaClass",
+    "JrwaPlan",
+    "NumberCounter",
+    "OutboxEvent",
+    "OutgoingItem",
+    "RoleAssignment",
+    "Unit",
+    "User",
 ]

@@ -10,7 +10,9 @@ from typing import Annotated
 from pydantic import AfterValidator, StringConstraints
 
 UNKNOWN_PL = "brak danych"
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_CONTROL = re.compile(
+    r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+)
 
 
 def clean_line(value: str) -> str:
@@ -30,6 +32,8 @@ def clean_text(value: str) -> str:
 
 
 Line = Annotated[str, StringConstraints(min_length=1, max_length=500), AfterValidator(clean_line)]
-ShortLine = Annotated[str, StringConstraints(min_length=1, max_length=300), AfterValidator(clean_line)]
+ShortLine = Annotated[
+    str, StringConstraints(min_length=1, max_length=300), AfterValidator(clean_line)
+]
 Text = Annotated[str, StringConstraints(max_length=10_000), AfterValidator(clean_text)]
 Code = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9][A-Z0-9-]{0,19}$")]

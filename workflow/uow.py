@@ -44,12 +44,19 @@ class UnitOfWork:
         document_id: uuid.UUID | None = None,
         details: dict[str, Any] | None = None,
     ) -> None:
-        self._audit.append(PendingAuditEntry(
-            action=action, object_type=object_type, object_id=str(object_id),
-            actor_id=None if self.actor is SYSTEM else self.actor.user_id,
-            actor_name=self.actor.full_name, unit_id=unit_id, case_id=case_id,
-            document_id=document_id, details=details or {},
-        ))
+        self._audit.append(
+            PendingAuditEntry(
+                action=action,
+                object_type=object_type,
+                object_id=str(object_id),
+                actor_id=None if self.actor is SYSTEM else self.actor.user_id,
+                actor_name=self.actor.full_name,
+                unit_id=unit_id,
+                case_id=case_id,
+                document_id=document_id,
+                details=details or {},
+            )
+        )
 
     def enqueue(
         self,

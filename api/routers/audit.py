@@ -16,8 +16,10 @@ router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 @router.get("/verify", response_model=AuditVerifyOut, summary="Verify the hash chain")
 def verify(uow: UoW, actor: Actor) -> AuditVerifyOut:
     if not (actor.is_admin or actor.is_auditor):
-        raise Forbidden("Dostępne dla administratora i audytora.",
-                        "Available to administrators and auditors.")
+        raise Forbidden(
+            "Dostępne dla administratora i audytora.", "Available to administrators and auditors."
+        )
     v = verify_chain(AuditRepository(uow.session))
-    return AuditVerifyOut(ok=v.ok, entries_checked=v.entries_checked,
-                          first_bad_seq=v.first_bad_seq, problem=v.problem)
+    return AuditVerifyOut(
+        ok=v.ok, entries_checked=v.entries_checked, first_bad_seq=v.first_bad_seq, problem=v.problem
+    )

@@ -17,22 +17,33 @@ router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
 
 @router.post("/token", response_model=TokenOut, summary="Get a bearer token (OAuth2 password)")
-def issue_token(request: Request, uow: AnonymousUoW,
-                form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> TokenOut:
+def issue_token(
+    request: Request, uow: AnonymousUoW, form: Annotated[OAuth2PasswordRequestForm, Depends()]
+) -> TokenOut:
     ttl = timedelta(minutes=container(request).settings.token_ttl_minutes)
     issued = login(uow, form.username, form.password, kind="bearer", ttl=ttl)
     return TokenOut(access_token=issued.token, expires_in=int(ttl.total_seconds()))
 
 
 @router.post("/login", response_model=MeOut, summary="Log in and get a session cookie")
-def login_with_cookie(request: Request, response: Response, uow: AnonymousUoW,
-                      username: Annotated[str, Form(max_length=80)],
-                      password: Annotated[str, Form(max_length=200)]) -> MeOut:
+def login_with_cookie(
+    request: Request,
+    response: Response,
+    uow: AnonymousUoW,
+    username: Annotated[str, Form(max_length=80)],
+    password: Annotated[str, Form(max_length=200)],
+) -> MeOut:
     settings = container(request).settings
     ttl = timedelta(minutes=settings.session_ttl_minutes)
     issued = login(uow, username, password, kind="cookie", ttl=ttl)
-    response.set_cookie(SESSION_COOKIE, issued.token, max_age=int(ttl.total_seconds()),
-                        httponly=True, samesite="lax", secure=settings.login_secure_cookie)
+    response.set_cookie(
+        SESSION_COOKIE,
+        issued.token,
+        max_age=int(ttl.total_seconds()),
+        httponly=True,
+        samesite="lax",
+        secure=settings.login_secure_cookie,
+    )
     return _me(uow, issued.principal)
 
 
@@ -55,5 +66,8 @@ def _me(uow: UoW, actor: Actor) -> MeOut:
     for unit_id, unit_roles in actor.roles.items():
         unit = repo.unit(unit_id)
         roles += [RoleOut(unit=unit.code if unit else "?", role=r) for r in sorted(unit_roles)]
-    return MeOut(username=actor.username, full_name=actor.full_name,
-                 roles=sorted(roles, key=lambda r: (r.unit, r.role)))
+    return MeOut(
+        username=actor.username,
+        full_name=actor.full_name,
+        roles=sorted(roles, key=lambda r: (r.unit, r.role)),
+    )

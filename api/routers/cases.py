@@ -17,25 +17,39 @@ from workflow.registry.service import acting_unit, department_of, readable_unit
 router = APIRouter(prefix="/api/v1", tags=["cases"])
 
 
-@router.post("/cases", response_model=CaseOut, status_code=201,
-             summary="Open a case under a JRWA leaf class")
+@router.post(
+    "/cases", response_model=CaseOut, status_code=201, summary="Open a case under a JRWA leaf class"
+)
 def open_case(body: OpenCase, uow: UoW, actor: Actor) -> CaseOut:
     unit = acting_unit(uow, body.unit, *service.OPENING_ROLES)
-    case = service.open_case(uow, unit, jrwa_symbol=body.jrwa, title=body.title,
-                             department=department_of(uow, unit, body.department))
+    case = service.open_case(
+        uow,
+        unit,
+        jrwa_symbol=body.jrwa,
+        title=body.title,
+        department=department_of(uow, unit, body.department),
+    )
     return Presenter(uow).case(case)
 
 
 @router.get("/cases", response_model=CaseListOut, summary="Case list (spis spraw)")
-def list_cases(uow: UoW, actor: Actor, unit: str | None = None,
-               year: int | None = Query(None, ge=1990, le=2200),
-               jrwa: str | None = Query(None, pattern=r"^\d{1,6}$")) -> CaseListOut:
+def list_cases(
+    uow: UoW,
+    actor: Actor,
+    unit: str | None = None,
+    year: int | None = Query(None, ge=1990, le=2200),
+    jrwa: str | None = Query(None, pattern=r"^\d{1,6}$"),
+) -> CaseListOut:
     u = readable_unit(uow, actor, unit)
     y = year or service.office_year(utcnow())
     uow.audit("case_list.read", "unit", u.id, unit_id=u.id, details={"year": y, "jrwa": jrwa})
     p = Presenter(uow)
-    return CaseListOut(unit=u.code, year=y, jrwa=jrwa,
-                       cases=[p.case(c) for c in service.case_list(uow, u, y, jrwa)])
+    return CaseListOut(
+        unit=u.code,
+        year=y,
+        jrwa=jrwa,
+        cases=[p.case(c) for c in service.case_list(uow, u, y, jrwa)],
+    )
 
 
 @router.get("/cases/{reference}", response_model=CaseOut, summary="A case with its documents")
@@ -45,17 +59,27 @@ def get_case(reference: str, uow: UoW, actor: Actor) -> CaseOut:
     return Presenter(uow).case(case, full=True)
 
 
-@router.get("/cases/{reference}/record", response_model=list[RecordEntryOut],
-            summary="Case record (metryka sprawy) from the audit trail")
+@router.get(
+    "/cases/{reference}/record",
+    response_model=list[RecordEntryOut],
+    summary="Case record (metryka sprawy) from the audit trail",
+)
 def get_case_record(reference: str, uow: UoW, actor: Actor) -> list[RecordEntryOut]:
-    return [RecordEntryOut(at=e.at, person=e.person, action=e.action,
-                           document_id=e.document_id, details=e.details)
-            for e in service.case_record(uow, actor, reference)]
+    return [
+        RecordEntryOut(
+            at=e.at, person=e.person, action=e.action, document_id=e.document_id, details=e.details
+        )
+        for e in service.case_record(uow, actor, reference)
+    ]
 
 
-@router.post("/cases/{reference}/documents", response_model=DocumentOut, status_code=201,
-             summary="Add a document to a case",
-             openapi_extra=multipart_openapi("AddDocument", "file", many=False))
+@router.post(
+    "/cases/{reference}/documents",
+    response_model=DocumentOut,
+    status_code=201,
+    summary="Add a document to a case",
+    openapi_extra=multipart_openapi("AddDocument", "file", many=False),
+)
 async def add_case_document(reference: str, request: Request, actor: Actor) -> DocumentOut:
     store = container(request).blob_store
     async with multipart_upload(request) as form:

@@ -28,9 +28,13 @@ def get_document(document_id: uuid.UUID, uow: UoW, actor: Actor) -> DocumentOut:
     return Presenter(uow).document(doc)
 
 
-@router.post("/documents/{document_id}/versions", response_model=VersionOut, status_code=201,
-             summary="Add a new version (content is never replaced)",
-             openapi_extra=multipart_openapi(None, "file", many=False))
+@router.post(
+    "/documents/{document_id}/versions",
+    response_model=VersionOut,
+    status_code=201,
+    summary="Add a new version (content is never replaced)",
+    openapi_extra=multipart_openapi(None, "file", many=False),
+)
 async def add_version(document_id: uuid.UUID, request: Request, actor: Actor) -> VersionOut:
     store = container(request).blob_store
     async with multipart_upload(request) as form:
@@ -44,22 +48,32 @@ async def add_version(document_id: uuid.UUID, request: Request, actor: Actor) ->
 
             def work() -> VersionOut:
                 v = add_document_version(uow, store, document_id, upload, note)
-                return VersionOut(version=v.version_no, file_name=v.file_name,
-                                  size=upload.size, sha256=upload.sha256,
-                                  media_type=upload.detected_type, created_at=v.created_at,
-                                  note=v.note)
+                return VersionOut(
+                    version=v.version_no,
+                    file_name=v.file_name,
+                    size=upload.size,
+                    sha256=upload.sha256,
+                    media_type=upload.detected_type,
+                    created_at=v.created_at,
+                    note=v.note,
+                )
 
             return await run_in_threadpool(work)
 
 
-@router.get("/documents/{document_id}/versions/{version}/content",
-            summary="Download a version's content", response_class=StreamingResponse)
-def download(document_id: uuid.UUID, version: int, request: Request, uow: UoW,
-             actor: Actor) -> StreamingResponse:
+@router.get(
+    "/documents/{document_id}/versions/{version}/content",
+    summary="Download a version's content",
+    response_class=StreamingResponse,
+)
+def download(
+    document_id: uuid.UUID, version: int, request: Request, uow: UoW, actor: Actor
+) -> StreamingResponse:
     content = open_version(uow, container(request).blob_store, actor, document_id, version)
     name = content.version.file_name
     return StreamingResponse(
-        content.chunks, media_type=content.blob.media_type,
+        content.chunks,
+        media_type=content.blob.media_type,
         headers={
             "Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}",
             "Content-Length": str(content.blob.size),

@@ -57,8 +57,16 @@ def list_units(uow: UoW, actor: Actor) -> list[UnitOut]:
 
 @router.post("/units", response_model=UnitOut, status_code=201, summary="Create a unit (admin)")
 def create_unit(body: UnitIn, uow: UoW, actor: Actor) -> UnitOut:
-    return _unit_out(service.create_unit(uow, code=body.code, name=body.name, kind=body.kind,
-                                         jrwa_plan=body.jrwa_plan, address=body.address))
+    return _unit_out(
+        service.create_unit(
+            uow,
+            code=body.code,
+            name=body.name,
+            kind=body.kind,
+            jrwa_plan=body.jrwa_plan,
+            address=body.address,
+        )
+    )
 
 
 @router.get("/units/{code}/departments", response_model=list[DepartmentOut])
@@ -77,16 +85,23 @@ def create_department(code: str, body: DepartmentIn, uow: UoW, actor: Actor) -> 
 @router.get("/users", response_model=list[UserOut], summary="Users (admin)")
 def list_users(uow: UoW, actor: Actor) -> list[UserOut]:
     if not actor.is_admin:
-        raise Forbidden("Operacja dostępna tylko dla administratora.",
-                        "Only an administrator may do this.")
-    return [UserOut.model_validate(u, from_attributes=True)
-            for u in OrgRepository(uow.session).users()]
+        raise Forbidden(
+            "Operacja dostępna tylko dla administratora.", "Only an administrator may do this."
+        )
+    return [
+        UserOut.model_validate(u, from_attributes=True) for u in OrgRepository(uow.session).users()
+    ]
 
 
 @router.post("/users", response_model=UserOut, status_code=201, summary="Create a user (admin)")
 def create_user(body: UserIn, uow: UoW, actor: Actor) -> UserOut:
-    u = service.create_user(uow, username=body.username, full_name=body.full_name,
-                            password=body.password, email=body.email)
+    u = service.create_user(
+        uow,
+        username=body.username,
+        full_name=body.full_name,
+        password=body.password,
+        email=body.email,
+    )
     return UserOut.model_validate(u, from_attributes=True)
 
 

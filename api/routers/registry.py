@@ -18,7 +18,9 @@ router = APIRouter(prefix="/api/v1", tags=["registers"])
 
 
 @router.post(
-    "/incoming", response_model=IncomingOut, status_code=201,
+    "/incoming",
+    response_model=IncomingOut,
+    status_code=201,
     summary="Register an incoming item with its files",
     description="multipart/form-data: a `meta` part (JSON, schema RegisterIncoming: subject, "
     "sender.name, channel, jrwa, new_case or case_reference, …) and any number of `files` "
@@ -28,7 +30,8 @@ router = APIRouter(prefix="/api/v1", tags=["registers"])
     openapi_extra=multipart_openapi("RegisterIncoming", "files", many=True),
 )
 async def register_incoming(
-    request: Request, actor: Actor,
+    request: Request,
+    actor: Actor,
     idempotency_key: str | None = Header(None, max_length=100, pattern=r"^[\x21-\x7e]+$"),
 ) -> IncomingOut:
     store = container(request).blob_store
@@ -37,18 +40,23 @@ async def register_incoming(
         async with transaction(request, actor) as uow:
 
             def work() -> IncomingOut:
-                result = service.register_incoming_item(uow, store, cmd, form.files,
-                                                        idempotency_key)
+                result = service.register_incoming_item(
+                    uow, store, cmd, form.files, idempotency_key
+                )
                 return Presenter(uow).incoming(result.item)
 
             return await run_in_threadpool(work)
 
 
 @router.get("/incoming", response_model=IncomingListOut, summary="The incoming register")
-def list_incoming(uow: UoW, actor: Actor, unit: str | None = None,
-                  year: int | None = Query(None, ge=1990, le=2200),
-                  limit: int = Query(50, ge=1, le=500),
-                  offset: int = Query(0, ge=0)) -> IncomingListOut:
+def list_incoming(
+    uow: UoW,
+    actor: Actor,
+    unit: str | None = None,
+    year: int | None = Query(None, ge=1990, le=2200),
+    limit: int = Query(50, ge=1, le=500),
+    offset: int = Query(0, ge=0),
+) -> IncomingListOut:
     items = service.incoming_register(uow, actor, unit, year, limit=limit, offset=offset)
     p = Presenter(uow)
     return IncomingListOut(items=[p.incoming(i, with_documents=False) for i in items])
@@ -61,23 +69,36 @@ def get_incoming(item_id: uuid.UUID, uow: UoW, actor: Actor) -> IncomingOut:
     return Presenter(uow).incoming(item)
 
 
-@router.post("/outgoing", response_model=OutgoingOut, status_code=201,
-             summary="Register an outgoing item, ready for dispatch")
+@router.post(
+    "/outgoing",
+    response_model=OutgoingOut,
+    status_code=201,
+    summary="Register an outgoing item, ready for dispatch",
+)
 def register_outgoing(body: RegisterOutgoing, uow: UoW, actor: Actor) -> OutgoingOut:
     return Presenter(uow).outgoing(service.register_outgoing_item(uow, body))
 
 
 @router.get("/outgoing", response_model=list[OutgoingOut], summary="The outgoing register")
-def list_outgoing(uow: UoW, actor: Actor, unit: str | None = None,
-                  year: int | None = Query(None, ge=1990, le=2200),
-                  limit: int = Query(50, ge=1, le=500),
-                  offset: int = Query(0, ge=0)) -> list[OutgoingOut]:
+def list_outgoing(
+    uow: UoW,
+    actor: Actor,
+    unit: str | None = None,
+    year: int | None = Query(None, ge=1990, le=2200),
+    limit: int = Query(50, ge=1, le=500),
+    offset: int = Query(0, ge=0),
+) -> list[OutgoingOut]:
     p = Presenter(uow)
-    return [p.outgoing(i) for i in
-            service.outgoing_register(uow, actor, unit, year, limit=limit, offset=offset)]
+    return [
+        p.outgoing(i)
+        for i in service.outgoing_register(uow, actor, unit, year, limit=limit, offset=offset)
+    ]
 
 
-@router.post("/outgoing/{item_id}/dispatch", response_model=OutgoingOut,
-             summary="Record that an outgoing item was sent")
+@router.post(
+    "/outgoing/{item_id}/dispatch",
+    response_model=OutgoingOut,
+    summary="Record that an outgoing item was sent",
+)
 def dispatch_outgoing(item_id: uuid.UUID, uow: UoW, actor: Actor) -> OutgoingOut:
     return Presenter(uow).outgoing(service.dispatch_outgoing_item(uow, item_id))

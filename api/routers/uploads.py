@@ -21,8 +21,9 @@ M = TypeVar("M", bound=BaseModel)
 @asynccontextmanager
 async def multipart_upload(request: Request) -> AsyncIterator[ParsedForm]:
     settings = container(request).settings
-    form = await read_multipart(request, max_file_bytes=settings.max_upload_bytes,
-                                max_files=settings.max_files_per_item)
+    form = await read_multipart(
+        request, max_file_bytes=settings.max_upload_bytes, max_files=settings.max_files_per_item
+    )
     try:
         yield form
     finally:
@@ -34,8 +35,11 @@ def parse_meta(form: ParsedForm, model: type[M], *, required: bool = True) -> M:
     if raw is None:
         if not required:
             return model()
-        raise ValidationFailed("Brak części „meta” z danymi w formacie JSON.",
-                               "The 'meta' part with JSON data is missing.", code="meta_missing")
+        raise ValidationFailed(
+            "Brak części „meta” z danymi w formacie JSON.",
+            "The 'meta' part with JSON data is missing.",
+            code="meta_missing",
+        )
     try:
         return model.model_validate_json(raw)
     except ValidationError as e:
@@ -44,8 +48,11 @@ def parse_meta(form: ParsedForm, model: type[M], *, required: bool = True) -> M:
 
 def one_file(form: ParsedForm) -> Any:
     if len(form.files) != 1:
-        raise ValidationFailed("Dołącz dokładnie jeden plik (część „file”).",
-                               "Attach exactly one file (part 'file').", code="one_file_expected")
+        raise ValidationFailed(
+            "Dołącz dokładnie jeden plik (część „file”).",
+            "Attach exactly one file (part 'file').",
+            code="one_file_expected",
+        )
     return form.files[0]
 
 
@@ -56,5 +63,9 @@ def multipart_openapi(meta_schema: str | None, files_field: str, many: bool) -> 
     }
     if meta_schema:
         props["meta"] = {"type": "string", "description": f"JSON: {meta_schema}"}
-    return {"requestBody": {"required": True, "content": {"multipart/form-data": {
-        "schema": {"type": "object", "properties": props}}}}}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"multipart/form-data": {"schema": {"type": "object", "properties": props}}},
+        }
+    }

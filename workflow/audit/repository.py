@@ -39,9 +39,16 @@ class AuditRepository:
     def iter_entries(self, batch: int = 2000) -> Iterator[AuditEntry]:
         last = 0
         while True:
-            rows = self.session.execute(
-                select(AuditEntry).where(AuditEntry.seq > last).order_by(AuditEntry.seq).limit(batch)
-            ).scalars().all()
+            rows = (
+                self.session.execute(
+                    select(AuditEntry)
+                    .where(AuditEntry.seq > last)
+                    .order_by(AuditEntry.seq)
+                    .limit(batch)
+                )
+                .scalars()
+                .all()
+            )
             if not rows:
                 return
             yield from rows
@@ -49,6 +56,10 @@ class AuditRepository:
             self.session.expunge_all()
 
     def for_case(self, case_id: uuid.UUID) -> Sequence[AuditEntry]:
-        return self.session.execute(
-            select(AuditEntry).where(AuditEntry.case_id == case_id).order_by(AuditEntry.seq)
-        ).scalars().all()
+        return (
+            self.session.execute(
+                select(AuditEntry).where(AuditEntry.case_id == case_id).order_by(AuditEntry.seq)
+            )
+            .scalars()
+            .all()
+        )

@@ -38,16 +38,36 @@ def append_entries(repo: AuditRepository, pending: list[PendingAuditEntry]) -> N
     for p in pending:
         seq += 1
         h = entry_hash(
-            seq=seq, occurred_at=p.occurred_at, actor_id=p.actor_id, actor_name=p.actor_name,
-            unit_id=p.unit_id, case_id=p.case_id, document_id=p.document_id, action=p.action,
-            object_type=p.object_type, object_id=p.object_id, details=p.details, prev_hash=prev,
+            seq=seq,
+            occurred_at=p.occurred_at,
+            actor_id=p.actor_id,
+            actor_name=p.actor_name,
+            unit_id=p.unit_id,
+            case_id=p.case_id,
+            document_id=p.document_id,
+            action=p.action,
+            object_type=p.object_type,
+            object_id=p.object_id,
+            details=p.details,
+            prev_hash=prev,
         )
-        rows.append(AuditEntry(
-            seq=seq, occurred_at=p.occurred_at, actor_id=p.actor_id, actor_name=p.actor_name,
-            unit_id=p.unit_id, case_id=p.case_id, document_id=p.document_id, action=p.action,
-            object_type=p.object_type, object_id=p.object_id, details=p.details,
-            prev_hash=prev, entry_hash=h,
-        ))
+        rows.append(
+            AuditEntry(
+                seq=seq,
+                occurred_at=p.occurred_at,
+                actor_id=p.actor_id,
+                actor_name=p.actor_name,
+                unit_id=p.unit_id,
+                case_id=p.case_id,
+                document_id=p.document_id,
+                action=p.action,
+                object_type=p.object_type,
+                object_id=p.object_id,
+                details=p.details,
+                prev_hash=prev,
+                entry_hash=h,
+            )
+        )
         prev = h
     repo.add_all(rows)
     head.last_seq, head.last_hash = seq, prev
@@ -72,15 +92,28 @@ def verify_chain(repo: AuditRepository) -> ChainVerdict:
     expected_seq, prev, count = 1, GENESIS_HASH, 0
     for e in repo.iter_entries():
         if e.seq != expected_seq:
-            return ChainVerdict(False, count, expected_seq,
-                                f"entry {expected_seq} is missing (next found is {e.seq})")
+            return ChainVerdict(
+                False,
+                count,
+                expected_seq,
+                f"entry {expected_seq} is missing (next found is {e.seq})",
+            )
         if e.prev_hash != prev:
-            return ChainVerdict(False, count, e.seq,
-                                "does not link to the entry before it (removed or reordered)")
+            return ChainVerdict(
+                False, count, e.seq, "does not link to the entry before it (removed or reordered)"
+            )
         recomputed = entry_hash(
-            seq=e.seq, occurred_at=e.occurred_at, actor_id=e.actor_id, actor_name=e.actor_name,
-            unit_id=e.unit_id, case_id=e.case_id, document_id=e.document_id, action=e.action,
-            object_type=e.object_type, object_id=e.object_id, details=e.details,
+            seq=e.seq,
+            occurred_at=e.occurred_at,
+            actor_id=e.actor_id,
+            actor_name=e.actor_name,
+            unit_id=e.unit_id,
+            case_id=e.case_id,
+            document_id=e.document_id,
+            action=e.action,
+            object_type=e.object_type,
+            object_id=e.object_id,
+            details=e.details,
             prev_hash=e.prev_hash,
         )
         if recomputed != e.entry_hash:
@@ -90,6 +123,10 @@ def verify_chain(repo: AuditRepository) -> ChainVerdict:
     last_seq = head.last_seq if head else 0
     last_hash = head.last_hash if head else GENESIS_HASH
     if last_seq != count or last_hash != prev:
-        return ChainVerdict(False, count, count + 1,
-                            f"chain head expects {last_seq} entries, found {count} (removed)")
+        return ChainVerdict(
+            False,
+            count,
+            count + 1,
+            f"chain head expects {last_seq} entries, found {count} (removed)",
+        )
     return ChainVerdict(True, count)

@@ -26,8 +26,13 @@ class CaseRepository:
     def by_id(self, case_id: uuid.UUID) -> Case | None:
         return self.session.get(Case, case_id)
 
-    def case_list(self, unit_id: uuid.UUID, year: int, jrwa_symbol: str | None,
-                  department_id: uuid.UUID | None = None) -> Sequence[Case]:
+    def case_list(
+        self,
+        unit_id: uuid.UUID,
+        year: int,
+        jrwa_symbol: str | None,
+        department_id: uuid.UUID | None = None,
+    ) -> Sequence[Case]:
         """The spis spraw: a unit's cases of one year, per class, in number order."""
         q = select(Case).where(Case.unit_id == unit_id, Case.year == year)
         if jrwa_symbol:

@@ -42,8 +42,9 @@ def office_year(at: datetime) -> int:
     return at.astimezone(WARSAW).year
 
 
-def allocate_case_reference(uow: UnitOfWork, unit: Unit, department: Department | None,
-                            symbol: str, year: int) -> tuple[str, int]:
+def allocate_case_reference(
+    uow: UnitOfWork, unit: Unit, department: Department | None, symbol: str, year: int
+) -> tuple[str, int]:
     """Next reference `UNIT[-DEPT].JRWA.SEQ.YEAR`, gapless per unit (and department), class
     and year: the number is taken in the same transaction as the case row."""
     series = f"case:{department.code if department else ''}:{symbol}"
@@ -52,29 +53,55 @@ def allocate_case_reference(uow: UnitOfWork, unit: Unit, department: Department 
     return f"{prefix}.{symbol}.{seq}.{year}", seq
 
 
-def open_case(uow: UnitOfWork, unit: Unit, *, jrwa_symbol: str, title: str,
-              department: Department | None = None) -> Case:
+def open_case(
+    uow: UnitOfWork,
+    unit: Unit,
+    *,
+    jrwa_symbol: str,
+    title: str,
+    department: Department | None = None,
+) -> Case:
     uow.actor.require_role(unit.id, *OPENING_ROLES)
     now = utcnow()
-    resolved = resolve_leaf_class(JrwaRepository(uow.session), unit, jrwa_symbol,
-                                  now.astimezone(WARSAW).date())
+    resolved = resolve_leaf_class(
+        JrwaRepository(uow.session), unit, jrwa_symbol, now.astimezone(WARSAW).date()
+    )
     year = office_year(now)
     reference, seq = allocate_case_reference(uow, unit, department, jrwa_symbol, year)
-    case = Case(reference=reference, unit_id=unit.id,
-                department_id=department.id if department else None,
-                jrwa_class_id=resolved.cls.id, jrwa_symbol=jrwa_symbol, seq=seq, year=year,
-                title=title, opened_by=uow.actor.user_id, opened_at=now)
+    case = Case(
+        reference=reference,
+        unit_id=unit.id,
+        department_id=department.id if department else None,
+        jrwa_class_id=resolved.cls.id,
+        jrwa_symbol=jrwa_symbol,
+        seq=seq,
+        year=year,
+        title=title,
+        opened_by=uow.actor.user_id,
+        opened_at=now,
+    )
     CaseRepository(uow.session).add(case)
     uow.flush()
-    uow.audit("case.opened", "case", case.id, unit_id=unit.id, case_id=case.id,
-              details={"reference": reference, "title": title, "jrwa": jrwa_symbol,
-                       "jrwa_plan_version": resolved.plan.version})
+    uow.audit(
+        "case.opened",
+        "case",
+        case.id,
+        unit_id=unit.id,
+        case_id=case.id,
+        details={
+            "reference": reference,
+            "title": title,
+            "jrwa": jrwa_symbol,
+            "jrwa_plan_version": resolved.plan.version,
+        },
+    )
     return case
 
 
 def _case_not_found(reference: str) -> NotFound:
-    return NotFound(f"Nie znaleziono sprawy {reference}.", f"Case {reference} not found.",
-                    code="case_not_found")
+    return NotFound(
+        f"Nie znaleziono sprawy {reference}.", f"Case {reference} not found.", code="case_not_found"
+    )
 
 
 def readable_case(uow: UnitOfWork, actor: Principal, reference: str) -> Case:
@@ -91,8 +118,11 @@ def case_for_filing(uow: UnitOfWork, unit: Unit, reference: str) -> Case:
     if case is None or case.unit_id != unit.id or not uow.actor.can_read_unit(case.unit_id):
         raise _case_not_found(reference)
     if case.status != "open":
-        raise ValidationFailed(f"Sprawa {reference} jest zakończona.",
-                               f"Case {reference} is closed.", code="case_closed")
+        raise ValidationFailed(
+            f"Sprawa {reference} jest zakończona.",
+            f"Case {reference} is closed.",
+            code="case_closed",
+        )
     return case
 
 
@@ -111,9 +141,17 @@ def case_record(uow: UnitOfWork, actor: Principal, reference: str) -> list[CaseR
     case = readable_case(uow, actor, reference)
     entries: Sequence[AuditEntry] = AuditRepository(uow.session).for_case(case.id)
     uow.audit("case.record_read", "case", case.id, unit_id=case.unit_id)
-    return [CaseRecordEntry(e.occurred_at, e.actor_name, e.action,
-                            str(e.document_id) if e.document_id else None, e.details)
-            for e in entries if not e.action.endswith("_read")]
+    return [
+        CaseRecordEntry(
+            e.occurred_at,
+            e.actor_name,
+            e.action,
+            str(e.document_id) if e.document_id else None,
+            e.details,
+        )
+        for e in entries
+        if not e.action.endswith("_read")
+    ]
 
 
 def case_list(uow: UnitOfWork, unit: Unit, year: int, jrwa_symbol: str | None) -> list[Case]:
@@ -121,40 +159,55 @@ def case_list(uow: UnitOfWork, unit: Unit, year: int, jrwa_symbol: str | None) -
     return list(CaseRepository(uow.session).case_list(unit.id, year, jrwa_symbol))
 
 
-def add_document_to_case(uow: UnitOfWork, store: BlobStore, reference: str, cmd: AddDocument,
-                         upload: SpooledUpload) -> Document:
+def add_document_to_case(
+    uow: UnitOfWork, store: BlobStore, reference: str, cmd: AddDocument, upload: SpooledUpload
+) -> Document:
     """File a new document (e.g. a draft reply or a note) in an open case."""
     case = CaseRepository(uow.session).by_reference(reference)
     if case is None or not uow.actor.can_read_unit(case.unit_id):
         raise _case_not_found(reference)
     uow.actor.require_role(case.unit_id, *OPENING_ROLES)
     if case.status != "open":
-        raise ValidationFailed(f"Sprawa {reference} jest zakończona.",
-                               f"Case {reference} is closed.", code="case_closed")
+        raise ValidationFailed(
+            f"Sprawa {reference} jest zakończona.",
+            f"Case {reference} is closed.",
+            code="case_closed",
+        )
     cls = JrwaRepository(uow.session).class_by_id(case.jrwa_class_id)
     (file,) = store_uploads(uow, store, [upload])
     n = DocumentRepository(uow.session).count_for_case(case.id) + 1
     return create_document(
-        uow, unit_id=case.unit_id, identifier=f"{case.reference}/{n}",
+        uow,
+        unit_id=case.unit_id,
+        identifier=f"{case.reference}/{n}",
         meta=DocumentMeta(
-            title=cmd.title, creator=cmd.creator or uow.actor.full_name,
+            title=cmd.title,
+            creator=cmd.creator or uow.actor.full_name,
             document_date=cmd.document_date or utcnow().astimezone(WARSAW).date(),
-            access=cmd.access, recipient=cmd.recipient, grouping=case.reference,
-            qualification=cls.category_lead if cls else None, language=cmd.language,
+            access=cmd.access,
+            recipient=cmd.recipient,
+            grouping=case.reference,
+            qualification=cls.category_lead if cls else None,
+            language=cmd.language,
             description=cmd.description,
         ),
-        file=file, case_id=case.id,
+        file=file,
+        case_id=case.id,
     )
 
 
-def add_document_version(uow: UnitOfWork, store: BlobStore, document_id: uuid.UUID,
-                         upload: SpooledUpload, note: str) -> DocumentVersion:
+def add_document_version(
+    uow: UnitOfWork, store: BlobStore, document_id: uuid.UUID, upload: SpooledUpload, note: str
+) -> DocumentVersion:
     doc = readable_document(uow, uow.actor, document_id)
     uow.actor.require_role(doc.unit_id, *OPENING_ROLES)
     if doc.case_id is not None:
         case = CaseRepository(uow.session).by_id(doc.case_id)
         if case is not None and case.status != "open":
-            raise ValidationFailed(f"Sprawa {case.reference} jest zakończona.",
-                                   f"Case {case.reference} is closed.", code="case_closed")
+            raise ValidationFailed(
+                f"Sprawa {case.reference} jest zakończona.",
+                f"Case {case.reference} is closed.",
+                code="case_closed",
+            )
     (file,) = store_uploads(uow, store, [upload])
     return add_version(uow, doc, file, note)

@@ -14,8 +14,15 @@ UNKNOWN = "application/octet-stream"
 
 # Types without a magic number; their content is checked only for being text-like.
 TEXTUAL = {
-    "text/plain", "text/csv", "text/xml", "application/xml", "text/html", "application/json",
-    "text/markdown", "application/xades+xml", "application/vnd.etsi.asic-e+zip",
+    "text/plain",
+    "text/csv",
+    "text/xml",
+    "application/xml",
+    "text/html",
+    "application/json",
+    "text/markdown",
+    "application/xades+xml",
+    "application/vnd.etsi.asic-e+zip",
 }
 # Containers that sniff as zip: a DOCX/ODT is a zip, so a declared OOXML/ODF type is honest.
 ZIP_FAMILY = {
@@ -28,8 +35,11 @@ ZIP_FAMILY = {
     "application/vnd.etsi.asic-e+zip",
     "application/epub+zip",
 }
-ALIASES = {"application/x-pdf": "application/pdf", "image/jpg": "image/jpeg",
-           "text/xml": "application/xml"}
+ALIASES = {
+    "application/x-pdf": "application/pdf",
+    "image/jpg": "image/jpeg",
+    "text/xml": "application/xml",
+}
 
 
 def normalise(media_type: str | None) -> str | None:
@@ -75,8 +85,13 @@ def reconcile(declared: str | None, head: bytes) -> tuple[str, bool]:
         return decl, True
     if sniffed in ("text/plain", "application/xml") and decl in TEXTUAL:
         return decl, True
-    if sniffed == UNKNOWN and decl not in TEXTUAL and decl not in ZIP_FAMILY and \
-            not decl.startswith(("image/", "audio/", "video/")) and decl != "application/pdf":
+    if (
+        sniffed == UNKNOWN
+        and decl not in TEXTUAL
+        and decl not in ZIP_FAMILY
+        and not decl.startswith(("image/", "audio/", "video/"))
+        and decl != "application/pdf"
+    ):
         # A binary type we have no signature for (e.g. a vendor format): trust the declaration.
         return decl, True
     return sniffed, False

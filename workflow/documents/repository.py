@@ -22,41 +22,61 @@ class DocumentRepository:
         return self.session.get(Document, document_id)
 
     def versions(self, document_id: uuid.UUID) -> Sequence[DocumentVersion]:
-        return self.session.execute(
-            select(DocumentVersion).where(DocumentVersion.document_id == document_id)
-            .order_by(DocumentVersion.version_no)
-        ).scalars().all()
+        return (
+            self.session.execute(
+                select(DocumentVersion)
+                .where(DocumentVersion.document_id == document_id)
+                .order_by(DocumentVersion.version_no)
+            )
+            .scalars()
+            .all()
+        )
 
     def version(self, document_id: uuid.UUID, version_no: int) -> DocumentVersion | None:
         return self.session.execute(
-            select(DocumentVersion).where(DocumentVersion.document_id == document_id,
-                                          DocumentVersion.version_no == version_no)
+            select(DocumentVersion).where(
+                DocumentVersion.document_id == document_id, DocumentVersion.version_no == version_no
+            )
         ).scalar_one_or_none()
 
     def last_version_no(self, document_id: uuid.UUID) -> int:
-        return int(self.session.execute(
-            select(func.coalesce(func.max(DocumentVersion.version_no), 0))
-            .where(DocumentVersion.document_id == document_id)
-        ).scalar_one())
+        return int(
+            self.session.execute(
+                select(func.coalesce(func.max(DocumentVersion.version_no), 0)).where(
+                    DocumentVersion.document_id == document_id
+                )
+            ).scalar_one()
+        )
 
     def blob(self, blob_id: uuid.UUID) -> Blob | None:
         return self.session.get(Blob, blob_id)
 
     def for_case(self, case_id: uuid.UUID) -> Sequence[Document]:
-        return self.session.execute(
-            select(Document).where(Document.case_id == case_id).order_by(Document.created_at)
-        ).scalars().all()
+        return (
+            self.session.execute(
+                select(Document).where(Document.case_id == case_id).order_by(Document.created_at)
+            )
+            .scalars()
+            .all()
+        )
 
     def for_incoming(self, item_id: uuid.UUID) -> Sequence[Document]:
-        return self.session.execute(
-            select(Document).where(Document.incoming_item_id == item_id)
-            .order_by(Document.identifier)
-        ).scalars().all()
+        return (
+            self.session.execute(
+                select(Document)
+                .where(Document.incoming_item_id == item_id)
+                .order_by(Document.identifier)
+            )
+            .scalars()
+            .all()
+        )
 
     def count_for_case(self, case_id: uuid.UUID) -> int:
-        return int(self.session.execute(
-            select(func.count()).select_from(Document).where(Document.case_id == case_id)
-        ).scalar_one())
+        return int(
+            self.session.execute(
+                select(func.count()).select_from(Document).where(Document.case_id == case_id)
+            ).scalar_one()
+        )
 
     def known_keys(self, keys: Iterable[str]) -> set[str]:
         keys = list(keys)

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import partial
 
 from workflow.db import utcnow
 from workflow.documents.filetypes import dcmi_type
@@ -38,14 +39,15 @@ def new_blob_key() -> str:
     return f"{BLOB_PREFIX}{now:%Y/%m}/{uuid.uuid4().hex}"
 
 
-def store_uploads(uow: UnitOfWork, store: BlobStore,
-                  uploads: Sequence[SpooledUpload]) -> list[StoredFile]:
+def store_uploads(
+    uow: UnitOfWork, store: BlobStore, uploads: Sequence[SpooledUpload]
+) -> list[StoredFile]:
     """Put every upload into the blob store (verified) and add its Blob row to the transaction."""
     repo = DocumentRepository(uow.session)
     stored: list[StoredFile] = []
     for up in uploads:
         key = new_blob_key()
-        uow.on_rollback(lambda key=key: store.delete(key))
+        uow.on_rollback(partial(store.delete, key))
         try:
             store.put(key, up)
         except (BlobStoreUnavailable, BlobIntegrityError) as e:
@@ -72,36 +74,77 @@ class DocumentMeta:
     rights: str | None = None
 
 
-def create_document(uow: UnitOfWork, *, unit_id: uuid.UUID, identifier: str, meta: DocumentMeta,
-                    file: StoredFile, case_id: uuid.UUID | None = None,
-                    incoming_item_id: uuid.UUID | None = None,
-                    outgoing_item_id: uuid.UUID | None = None) -> Document:
+def create_document(
+    uow: UnitOfWork,
+    *,
+    unit_id: uuid.UUID,
+    identifier: str,
+    meta: DocumentMeta,
+    file: StoredFile,
+    case_id: uuid.UUID | None = None,
+    incoming_item_id: uuid.UUID | None = None,
+    outgoing_item_id: uuid.UUID | None = None,
+) -> Document:
     repo = DocumentRepository(uow.session)
     doc = Document(
-        unit_id=unit_id, case_id=case_id, incoming_item_id=incoming_item_id,
-        outgoing_item_id=outgoing_item_id, identifier=identifier, title=meta.title,
-        creator=meta.creator, document_date=meta.document_date, format=file.blob.media_type,
-        access=meta.access, type=dcmi_type(file.blob.media_type), relation=meta.relation,
-        recipient=meta.recipient, grouping=meta.grouping, qualification=meta.qualification,
-        language=meta.language, description=meta.description, rights=meta.rights,
+        unit_id=unit_id,
+        case_id=case_id,
+        incoming_item_id=incoming_item_id,
+        outgoing_item_id=outgoing_item_id,
+        identifier=identifier,
+        title=meta.title,
+        creator=meta.creator,
+        document_date=meta.document_date,
+        format=file.blob.media_type,
+        access=meta.access,
+        type=dcmi_type(file.blob.media_type),
+        relation=meta.relation,
+        recipient=meta.recipient,
+        grouping=meta.grouping,
+        qualification=meta.qualification,
+        language=meta.language,
+        description=meta.description,
+        rights=meta.rights,
         created_by=uow.actor.user_id,
     )
     repo.add(doc)
     uow.flush()
     _add_version(uow, repo, doc, file, 1, note="")
-    uow.audit("document.created", "document", doc.id, unit_id=unit_id, case_id=case_id,
-              document_id=doc.id,
-              details={"identifier": identifier, "title": meta.title, "sha256": file.blob.sha256,
-                       "file_name": file.upload.file_name})
+    uow.audit(
+        "document.created",
+        "document",
+        doc.id,
+        unit_id=unit_id,
+        case_id=case_id,
+        document_id=doc.id,
+        details={
+            "identifier": identifier,
+            "title": meta.title,
+            "sha256": file.blob.sha256,
+            "file_name": file.upload.file_name,
+        },
+    )
     return doc
 
 
-def _add_version(uow: UnitOfWork, repo: DocumentRepository, doc: Document, file: StoredFile,
-                 version_no: int, note: str) -> DocumentVersion:
+def _add_version(
+    uow: UnitOfWork,
+    repo: DocumentRepository,
+    doc: Document,
+    file: StoredFile,
+    version_no: int,
+    note: str,
+) -> DocumentVersion:
     uow.flush()  # the blob row must exist before a version points at it
-    version = DocumentVersion(document_id=doc.id, version_no=version_no, blob_id=file.blob.id,
-                              file_name=file.upload.file_name, note=note,
-                              created_by=uow.actor.user_id, created_at=utcnow())
+    version = DocumentVersion(
+        document_id=doc.id,
+        version_no=version_no,
+        blob_id=file.blob.id,
+        file_name=file.upload.file_name,
+        note=note,
+        created_by=uow.actor.user_id,
+        created_at=utcnow(),
+    )
     repo.add(version)
     return version
 
@@ -111,10 +154,20 @@ def add_version(uow: UnitOfWork, doc: Document, file: StoredFile, note: str) -> 
     repo = DocumentRepository(uow.session)
     version_no = repo.last_version_no(doc.id) + 1
     version = _add_version(uow, repo, doc, file, version_no, note)
-    uow.audit("document.version_added", "document", doc.id, unit_id=doc.unit_id,
-              case_id=doc.case_id, document_id=doc.id,
-              details={"version": version_no, "sha256": file.blob.sha256,
-                       "file_name": file.upload.file_name, "note": note})
+    uow.audit(
+        "document.version_added",
+        "document",
+        doc.id,
+        unit_id=doc.unit_id,
+        case_id=doc.case_id,
+        document_id=doc.id,
+        details={
+            "version": version_no,
+            "sha256": file.blob.sha256,
+            "file_name": file.upload.file_name,
+            "note": note,
+        },
+    )
     return version
 
 
@@ -123,7 +176,9 @@ def readable_document(uow: UnitOfWork, actor: Principal, document_id: uuid.UUID)
     so no endpoint reveals that another unit's document exists."""
     doc = DocumentRepository(uow.session).document(document_id)
     if doc is None or not actor.can_read_unit(doc.unit_id):
-        raise NotFound("Nie znaleziono dokumentu.", "Document not found.", code="document_not_found")
+        raise NotFound(
+            "Nie znaleziono dokumentu.", "Document not found.", code="document_not_found"
+        )
     return doc
 
 
@@ -134,22 +189,32 @@ class Content:
     chunks: Iterator[bytes]
 
 
-def open_version(uow: UnitOfWork, store: BlobStore, actor: Principal, document_id: uuid.UUID,
-                 version_no: int) -> Content:
+def open_version(
+    uow: UnitOfWork, store: BlobStore, actor: Principal, document_id: uuid.UUID, version_no: int
+) -> Content:
     doc = readable_document(uow, actor, document_id)
     repo = DocumentRepository(uow.session)
     version = repo.version(doc.id, version_no)
     blob = repo.blob(version.blob_id) if version else None
     if version is None or blob is None:
-        raise NotFound("Nie ma takiej wersji dokumentu.", "No such document version.",
-                       code="version_not_found")
-    uow.audit("document.content_read", "document", doc.id, unit_id=doc.unit_id,
-              case_id=doc.case_id, document_id=doc.id, details={"version": version_no})
+        raise NotFound(
+            "Nie ma takiej wersji dokumentu.", "No such document version.", code="version_not_found"
+        )
+    uow.audit(
+        "document.content_read",
+        "document",
+        doc.id,
+        unit_id=doc.unit_id,
+        case_id=doc.case_id,
+        document_id=doc.id,
+        details={"version": version_no},
+    )
     return Content(version, blob, store.open(blob.key))
 
 
-def collect_stray_blobs(uow: UnitOfWork, store: BlobStore, grace: timedelta,
-                        batch: int = 500) -> int:
+def collect_stray_blobs(
+    uow: UnitOfWork, store: BlobStore, grace: timedelta, batch: int = 500
+) -> int:
     """Delete stored objects that no committed Blob row references and that are older than the
     grace period (so uploads of requests still in flight are left alone)."""
     repo = DocumentRepository(uow.session)

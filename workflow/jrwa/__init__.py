@@ -1,1 +1,2 @@
-"""The JRWA file plan: versioned plans of classes with retention categories, loaded from data files."""
+"""The JRWA file plan: versioned plans of classes with retention categories, loaded from
+data files."""

@@ -75,27 +75,38 @@ def parse_plan(text: str) -> PlanFile:
         if symbol in seen:
             raise PlanFileError(f"row {n}: duplicate symbol {symbol}")
         seen.add(symbol)
-        cats = []
+        cats: list[str | None] = []
         for col in ("category_lead", "category_other"):
-            value = (row[col] or "").strip() or None
-            if value is not None and not CATEGORY.match(value):
-                raise PlanFileError(f"row {n}: bad retention category {value!r}")
-            cats.append(value)
+            cat = (row[col] or "").strip() or None
+            if cat is not None and not CATEGORY.match(cat):
+                raise PlanFileError(f"row {n}: bad retention category {cat!r}")
+            cats.append(cat)
         leaf = (row["leaf"] or "").strip().lower()
         if leaf not in ("true", "false", ""):
             raise PlanFileError(f"row {n}: leaf must be true, false or blank")
-        classes.append(ClassRow(symbol, row["title"].strip(), leaf == "true", cats[0], cats[1],
-                                (row["notes"] or "").strip()))
+        classes.append(
+            ClassRow(
+                symbol,
+                row["title"].strip(),
+                leaf == "true",
+                cats[0],
+                cats[1],
+                (row["notes"] or "").strip(),
+            )
+        )
     for c in classes:
         if c.parent_symbol and c.parent_symbol not in seen and len(c.symbol) > 1:
             # The reference data skips no levels; a missing parent means a typo in the file.
             raise PlanFileError(f"class {c.symbol} has no parent class {c.parent_symbol}")
     return PlanFile(
-        code=header["plan"], version=header["version"], title=header["title"],
+        code=header["plan"],
+        version=header["version"],
+        title=header["title"],
         valid_from=date.fromisoformat(header["valid_from"]),
         valid_to=date.fromisoformat(header["valid_to"]) if header.get("valid_to") else None,
         legal_basis=header["legal_basis"],
-        sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(), classes=classes,
+        sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        classes=classes,
     )
 
 

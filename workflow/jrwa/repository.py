@@ -27,21 +27,30 @@ class JrwaRepository:
     def plan_in_force(self, code: str, on: date) -> JrwaPlan | None:
         return self.session.execute(
             select(JrwaPlan)
-            .where(JrwaPlan.code == code, JrwaPlan.valid_from <= on,
-                   or_(JrwaPlan.valid_to.is_(None), JrwaPlan.valid_to > on))
+            .where(
+                JrwaPlan.code == code,
+                JrwaPlan.valid_from <= on,
+                or_(JrwaPlan.valid_to.is_(None), JrwaPlan.valid_to > on),
+            )
             .order_by(JrwaPlan.valid_from.desc())
             .limit(1)
         ).scalar_one_or_none()
 
     def plans(self) -> Sequence[JrwaPlan]:
-        return self.session.execute(
-            select(JrwaPlan).order_by(JrwaPlan.code, JrwaPlan.valid_from)
-        ).scalars().all()
+        return (
+            self.session.execute(select(JrwaPlan).order_by(JrwaPlan.code, JrwaPlan.valid_from))
+            .scalars()
+            .all()
+        )
 
     def classes(self, plan_id: uuid.UUID) -> Sequence[JrwaClass]:
-        return self.session.execute(
-            select(JrwaClass).where(JrwaClass.plan_id == plan_id).order_by(JrwaClass.symbol)
-        ).scalars().all()
+        return (
+            self.session.execute(
+                select(JrwaClass).where(JrwaClass.plan_id == plan_id).order_by(JrwaClass.symbol)
+            )
+            .scalars()
+            .all()
+        )
 
     def class_by_symbol(self, plan_id: uuid.UUID, symbol: str) -> JrwaClass | None:
         return self.session.execute(

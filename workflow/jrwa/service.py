@@ -26,18 +26,41 @@ def load_plan(uow: UnitOfWork, plan: PlanFile) -> tuple[JrwaPlan, bool]:
                 code="jrwa_version_exists",
             )
         return existing, False
-    row = JrwaPlan(code=plan.code, version=plan.version, title=plan.title,
-                   legal_basis=plan.legal_basis, valid_from=plan.valid_from,
-                   valid_to=plan.valid_to, source_sha256=plan.sha256)
+    row = JrwaPlan(
+        code=plan.code,
+        version=plan.version,
+        title=plan.title,
+        legal_basis=plan.legal_basis,
+        valid_from=plan.valid_from,
+        valid_to=plan.valid_to,
+        source_sha256=plan.sha256,
+    )
     repo.add(row)
     uow.flush()
     for c in plan.classes:
-        repo.add(JrwaClass(plan_id=row.id, symbol=c.symbol, parent_symbol=c.parent_symbol,
-                           title=c.title, is_leaf=c.is_leaf, category_lead=c.category_lead,
-                           category_other=c.category_other, notes=c.notes))
-    uow.audit("jrwa.plan_loaded", "jrwa_plan", row.id,
-              details={"code": plan.code, "version": plan.version, "classes": len(plan.classes),
-                       "sha256": plan.sha256})
+        repo.add(
+            JrwaClass(
+                plan_id=row.id,
+                symbol=c.symbol,
+                parent_symbol=c.parent_symbol,
+                title=c.title,
+                is_leaf=c.is_leaf,
+                category_lead=c.category_lead,
+                category_other=c.category_other,
+                notes=c.notes,
+            )
+        )
+    uow.audit(
+        "jrwa.plan_loaded",
+        "jrwa_plan",
+        row.id,
+        details={
+            "code": plan.code,
+            "version": plan.version,
+            "classes": len(plan.classes),
+            "sha256": plan.sha256,
+        },
+    )
     return row, True
 
 
@@ -66,12 +89,14 @@ def resolve_leaf_class(repo: JrwaRepository, unit: Unit, symbol: str, on: date) 
         raise ValidationFailed(
             f"Klasa „{symbol}” nie istnieje w wykazie akt jednostki.",
             f"Class '{symbol}' does not exist in the unit's file plan.",
-            code="unknown_jrwa_class", details={"jrwa": symbol, "plan_version": plan.version},
+            code="unknown_jrwa_class",
+            details={"jrwa": symbol, "plan_version": plan.version},
         )
     if not cls.is_leaf:
         raise ValidationFailed(
             f"Klasa „{symbol}” nie jest końcowa: sprawy zakłada się tylko w klasach końcowych.",
             f"Class '{symbol}' is not a leaf class: cases are opened only in leaf classes.",
-            code="jrwa_class_not_leaf", details={"jrwa": symbol},
+            code="jrwa_class_not_leaf",
+            details={"jrwa": symbol},
         )
     return ResolvedClass(plan, cls)

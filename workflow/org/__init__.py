@@ -1,1 +1,2 @@
-"""Organisation: units (schools, kindergartens, the city office), departments, users, roles and login sessions."""
+"""Organisation: units (schools, kindergartens, the city office), departments, users, roles
+and login sessions."""

@@ -29,9 +29,13 @@ class OrgRepository:
         return self.session.execute(select(Unit).order_by(Unit.code)).scalars().all()
 
     def departments(self, unit_id: uuid.UUID) -> Sequence[Department]:
-        return self.session.execute(
-            select(Department).where(Department.unit_id == unit_id).order_by(Department.code)
-        ).scalars().all()
+        return (
+            self.session.execute(
+                select(Department).where(Department.unit_id == unit_id).order_by(Department.code)
+            )
+            .scalars()
+            .all()
+        )
 
     def department(self, unit_id: uuid.UUID, code: str) -> Department | None:
         return self.session.execute(
@@ -53,11 +57,15 @@ class OrgRepository:
         return self.session.execute(select(User).order_by(User.username)).scalars().all()
 
     def roles_of(self, user_id: uuid.UUID) -> Sequence[RoleAssignment]:
-        return self.session.execute(
-            select(RoleAssignment).where(RoleAssignment.user_id == user_id)
-        ).scalars().all()
+        return (
+            self.session.execute(select(RoleAssignment).where(RoleAssignment.user_id == user_id))
+            .scalars()
+            .all()
+        )
 
-    def role_assignment(self, user_id: uuid.UUID, unit_id: uuid.UUID, role: str) -> RoleAssignment | None:
+    def role_assignment(
+        self, user_id: uuid.UUID, unit_id: uuid.UUID, role: str
+    ) -> RoleAssignment | None:
         return self.session.execute(
             select(RoleAssignment).where(
                 RoleAssignment.user_id == user_id,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -40,12 +41,15 @@ class IssuedSession:
 
 def _invalid_login() -> Unauthenticated:
     return Unauthenticated(
-        "Nieprawidłowa nazwa użytkownika lub hasło.", "Invalid username or password.",
+        "Nieprawidłowa nazwa użytkownika lub hasło.",
+        "Invalid username or password.",
         code="invalid_credentials",
     )
 
 
-def login(uow: UnitOfWork, username: str, password: str, *, kind: str, ttl: timedelta) -> IssuedSession:
+def login(
+    uow: UnitOfWork, username: str, password: str, *, kind: str, ttl: timedelta
+) -> IssuedSession:
     """Check the password and open a session of `kind` ("cookie" or "bearer")."""
     repo = OrgRepository(uow.session)
     user = repo.user_by_username(username)
@@ -57,8 +61,15 @@ def login(uow: UnitOfWork, username: str, password: str, *, kind: str, ttl: time
         raise _invalid_login()
     token = secrets.token_urlsafe(32)
     now = utcnow()
-    repo.add(AuthSession(token_hash=_token_digest(token), user_id=user.id, kind=kind,
-                         created_at=now, expires_at=now + ttl))
+    repo.add(
+        AuthSession(
+            token_hash=_token_digest(token),
+            user_id=user.id,
+            kind=kind,
+            created_at=now,
+            expires_at=now + ttl,
+        )
+    )
     principal = principal_for(repo, user)
     uow.actor = principal
     uow.audit("auth.login", "user", user.id, details={"kind": kind})
@@ -71,11 +82,12 @@ def logout(uow: UnitOfWork, token: str) -> None:
 
 
 def principal_for(repo: OrgRepository, user: User) -> Principal:
-    roles: dict = {}
+    roles: dict[uuid.UUID, set[str]] = {}
     for ra in repo.roles_of(user.id):
         roles.setdefault(ra.unit_id, set()).add(ra.role)
-    return Principal(user.id, user.username, user.full_name,
-                     {k: frozenset(v) for k, v in roles.items()})
+    return Principal(
+        user.id, user.username, user.full_name, {k: frozenset(v) for k, v in roles.items()}
+    )
 
 
 def authenticate(uow: UnitOfWork, token: str, *, kind: str) -> Principal:
@@ -83,39 +95,53 @@ def authenticate(uow: UnitOfWork, token: str, *, kind: str) -> Principal:
     s = repo.live_session(_token_digest(token), kind, utcnow())
     user = repo.user(s.user_id) if s else None
     if user is None or not user.active:
-        raise Unauthenticated("Sesja wygasła lub jest nieważna. Zaloguj się ponownie.",
-                              "The session has expired or is invalid. Log in again.",
-                              code="invalid_token")
+        raise Unauthenticated(
+            "Sesja wygasła lub jest nieważna. Zaloguj się ponownie.",
+            "The session has expired or is invalid. Log in again.",
+            code="invalid_token",
+        )
     return principal_for(repo, user)
 
 
 def _require_admin(actor: Principal) -> None:
     if not actor.is_admin:
-        raise Forbidden("Operacja dostępna tylko dla administratora.",
-                        "Only an administrator may do this.")
+        raise Forbidden(
+            "Operacja dostępna tylko dla administratora.", "Only an administrator may do this."
+        )
 
 
 def get_unit(repo: OrgRepository, code: str) -> Unit:
     unit = repo.unit_by_code(code)
     if unit is None:
-        raise ValidationFailed(f"Nie ma jednostki o kodzie „{code}”.",
-                               f"There is no unit with code '{code}'.", code="unknown_unit")
+        raise ValidationFailed(
+            f"Nie ma jednostki o kodzie „{code}”.",
+            f"There is no unit with code '{code}'.",
+            code="unknown_unit",
+        )
     return unit
 
 
-def create_unit(uow: UnitOfWork, *, code: str, name: str, kind: str, jrwa_plan: str,
-                address: str | None = None) -> Unit:
+def create_unit(
+    uow: UnitOfWork, *, code: str, name: str, kind: str, jrwa_plan: str, address: str | None = None
+) -> Unit:
     _require_admin(uow.actor)
     repo = OrgRepository(uow.session)
     if kind not in set(UnitKind):
-        raise ValidationFailed("Nieznany rodzaj jednostki.", "Unknown unit kind.", code="unknown_unit_kind")
+        raise ValidationFailed(
+            "Nieznany rodzaj jednostki.", "Unknown unit kind.", code="unknown_unit_kind"
+        )
     if repo.unit_by_code(code):
-        raise Conflict(f"Jednostka „{code}” już istnieje.", f"Unit '{code}' already exists.",
-                       code="unit_exists")
+        raise Conflict(
+            f"Jednostka „{code}” już istnieje.",
+            f"Unit '{code}' already exists.",
+            code="unit_exists",
+        )
     unit = Unit(code=code, name=name, kind=kind, jrwa_plan=jrwa_plan, address=address)
     repo.add(unit)
     uow.flush()
-    uow.audit("unit.created", "unit", unit.id, unit_id=unit.id, details={"code": code, "name": name})
+    uow.audit(
+        "unit.created", "unit", unit.id, unit_id=unit.id, details={"code": code, "name": name}
+    )
     return unit
 
 
@@ -124,36 +150,53 @@ def create_department(uow: UnitOfWork, unit_code: str, *, code: str, name: str) 
     repo = OrgRepository(uow.session)
     unit = get_unit(repo, unit_code)
     if repo.department(unit.id, code):
-        raise Conflict(f"Komórka „{code}” już istnieje.", f"Department '{code}' already exists.",
-                       code="department_exists")
+        raise Conflict(
+            f"Komórka „{code}” już istnieje.",
+            f"Department '{code}' already exists.",
+            code="department_exists",
+        )
     dept = Department(unit_id=unit.id, code=code, name=name)
     repo.add(dept)
     uow.flush()
-    uow.audit("department.created", "department", dept.id, unit_id=unit.id,
-              details={"code": code, "name": name})
+    uow.audit(
+        "department.created",
+        "department",
+        dept.id,
+        unit_id=unit.id,
+        details={"code": code, "name": name},
+    )
     return dept
 
 
-def create_user(uow: UnitOfWork, *, username: str, full_name: str, password: str,
-                email: str | None = None) -> User:
+def create_user(
+    uow: UnitOfWork, *, username: str, full_name: str, password: str, email: str | None = None
+) -> User:
     _require_admin(uow.actor)
     repo = OrgRepository(uow.session)
     if repo.user_by_username(username):
-        raise Conflict(f"Użytkownik „{username}” już istnieje.", f"User '{username}' already exists.",
-                       code="user_exists")
+        raise Conflict(
+            f"Użytkownik „{username}” już istnieje.",
+            f"User '{username}' already exists.",
+            code="user_exists",
+        )
     if len(password) < 8:
-        raise ValidationFailed("Hasło musi mieć co najmniej 8 znaków.",
-                               "The password must have at least 8 characters.", code="weak_password")
-    user = User(username=username, full_name=full_name, email=email,
-                password_hash=hash_password(password))
+        raise ValidationFailed(
+            "Hasło musi mieć co najmniej 8 znaków.",
+            "The password must have at least 8 characters.",
+            code="weak_password",
+        )
+    user = User(
+        username=username, full_name=full_name, email=email, password_hash=hash_password(password)
+    )
     repo.add(user)
     uow.flush()
     uow.audit("user.created", "user", user.id, details={"username": username})
     return user
 
 
-def grant_role(uow: UnitOfWork, username: str, unit_code: str, role: str,
-               department_code: str | None = None) -> RoleAssignment:
+def grant_role(
+    uow: UnitOfWork, username: str, unit_code: str, role: str, department_code: str | None = None
+) -> RoleAssignment:
     _require_admin(uow.actor)
     repo = OrgRepository(uow.session)
     user = repo.user_by_username(username)
@@ -166,8 +209,9 @@ def grant_role(uow: UnitOfWork, username: str, unit_code: str, role: str,
     if department_code:
         dept = repo.department(unit.id, department_code)
         if dept is None:
-            raise ValidationFailed("Nieznana komórka organizacyjna.", "Unknown department.",
-                                   code="unknown_department")
+            raise ValidationFailed(
+                "Nieznana komórka organizacyjna.", "Unknown department.", code="unknown_department"
+            )
         dept_id = dept.id
     existing = repo.role_assignment(user.id, unit.id, role)
     if existing:

@@ -38,21 +38,31 @@ class OutboxRepository:
     def get(self, event_id: uuid.UUID) -> OutboxEvent | None:
         return self.session.get(OutboxEvent, event_id)
 
-    def enqueue_once(self, topic: str, payload: dict[str, object], dedupe_key: str,
-                     available_at: datetime) -> None:
+    def enqueue_once(
+        self, topic: str, payload: dict[str, object], dedupe_key: str, available_at: datetime
+    ) -> None:
         dialect = self.session.get_bind().dialect.name
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         self.session.execute(
             insert(OutboxEvent)
-            .values(id=uuid.uuid4(), topic=topic, payload=payload, dedupe_key=dedupe_key,
-                    status="pending", attempts=0, created_at=available_at,
-                    available_at=available_at)
+            .values(
+                id=uuid.uuid4(),
+                topic=topic,
+                payload=payload,
+                dedupe_key=dedupe_key,
+                status="pending",
+                attempts=0,
+                created_at=available_at,
+                available_at=available_at,
+            )
             .on_conflict_do_nothing(index_elements=["dedupe_key"])
         )
 
     def mark_failed(self, event_id: uuid.UUID, error: str, retry_at: datetime | None) -> None:
         self.session.execute(
-            update(OutboxEvent).where(OutboxEvent.id == event_id).values(
+            update(OutboxEvent)
+            .where(OutboxEvent.id == event_id)
+            .values(
                 status="dead" if retry_at is None else "pending",
                 last_error=error[:4000],
                 available_at=retry_at if retry_at is not None else OutboxEvent.available_at,

@@ -47,7 +47,7 @@ class Worker:
     _wake: threading.Event = field(default_factory=threading.Event)
 
     def backoff(self, attempts: int) -> timedelta:
-        return timedelta(seconds=min(2 ** attempts, 3600))
+        return timedelta(seconds=min(2**attempts, 3600))
 
     def wake(self) -> None:
         self._wake.set()
@@ -66,8 +66,10 @@ class Worker:
         """Handle the events due now; returns how many were handled (done or failed)."""
         now = now or utcnow()
         with UnitOfWork(self.session_factory) as uow:
-            claimed = [(e.id, e.topic, dict(e.payload), e.attempts) for e in
-                       OutboxRepository(uow.session).claim_due(now, now + self.lease, self.batch)]
+            claimed = [
+                (e.id, e.topic, dict(e.payload), e.attempts)
+                for e in OutboxRepository(uow.session).claim_due(now, now + self.lease, self.batch)
+            ]
             uow.commit()
         for event_id, topic, payload, attempts in claimed:
             self._handle(event_id, topic, payload, attempts)
@@ -85,12 +87,14 @@ class Worker:
                     event.status, event.processed_at, event.last_error = "done", utcnow(), None
                 uow.commit()
         except Exception as e:
-            log.warning("outbox event %s (%s) failed on attempt %d: %s", event_id, topic,
-                        attempts, e)
+            log.warning(
+                "outbox event %s (%s) failed on attempt %d: %s", event_id, topic, attempts, e
+            )
             retry_at = None if attempts >= self.max_attempts else utcnow() + self.backoff(attempts)
             with UnitOfWork(self.session_factory) as uow:
                 OutboxRepository(uow.session).mark_failed(
-                    event_id, "".join(traceback.format_exception_only(e)).strip(), retry_at)
+                    event_id, "".join(traceback.format_exception_only(e)).strip(), retry_at
+                )
                 uow.commit()
 
     def run_forever(self, stop: threading.Event) -> None:

@@ -26,13 +26,18 @@ class NumberingRepository:
             .values(unit_id=unit_id, series=series, year=year, last_value=0)
             .on_conflict_do_nothing(index_elements=["unit_id", "series", "year"])
         )
-        return int(self.session.execute(
-            update(NumberCounter)
-            .where(NumberCounter.unit_id == unit_id, NumberCounter.series == series,
-                   NumberCounter.year == year)
-            .values(last_value=NumberCounter.last_value + 1)
-            .returning(NumberCounter.last_value)
-        ).scalar_one())
+        return int(
+            self.session.execute(
+                update(NumberCounter)
+                .where(
+                    NumberCounter.unit_id == unit_id,
+                    NumberCounter.series == series,
+                    NumberCounter.year == year,
+                )
+                .values(last_value=NumberCounter.last_value + 1)
+                .returning(NumberCounter.last_value)
+            ).scalar_one()
+        )
 
 
 class RegistryRepository:
@@ -47,31 +52,51 @@ class RegistryRepository:
 
     def incoming_by_idempotency_key(self, user_id: uuid.UUID, key: str) -> IncomingItem | None:
         return self.session.execute(
-            select(IncomingItem).where(IncomingItem.registered_by == user_id,
-                                       IncomingItem.idempotency_key == key)
+            select(IncomingItem).where(
+                IncomingItem.registered_by == user_id, IncomingItem.idempotency_key == key
+            )
         ).scalar_one_or_none()
 
-    def incoming_register(self, unit_id: uuid.UUID, year: int, *, limit: int,
-                          offset: int) -> Sequence[IncomingItem]:
-        return self.session.execute(
-            select(IncomingItem)
-            .where(IncomingItem.unit_id == unit_id, IncomingItem.rpw_year == year)
-            .order_by(IncomingItem.rpw_seq.desc()).limit(limit).offset(offset)
-        ).scalars().all()
+    def incoming_register(
+        self, unit_id: uuid.UUID, year: int, *, limit: int, offset: int
+    ) -> Sequence[IncomingItem]:
+        return (
+            self.session.execute(
+                select(IncomingItem)
+                .where(IncomingItem.unit_id == unit_id, IncomingItem.rpw_year == year)
+                .order_by(IncomingItem.rpw_seq.desc())
+                .limit(limit)
+                .offset(offset)
+            )
+            .scalars()
+            .all()
+        )
 
     def incoming_for_case(self, case_id: uuid.UUID) -> Sequence[IncomingItem]:
-        return self.session.execute(
-            select(IncomingItem).where(IncomingItem.case_id == case_id)
-            .order_by(IncomingItem.registered_at)
-        ).scalars().all()
+        return (
+            self.session.execute(
+                select(IncomingItem)
+                .where(IncomingItem.case_id == case_id)
+                .order_by(IncomingItem.registered_at)
+            )
+            .scalars()
+            .all()
+        )
 
     def outgoing(self, item_id: uuid.UUID) -> OutgoingItem | None:
         return self.session.get(OutgoingItem, item_id)
 
-    def outgoing_register(self, unit_id: uuid.UUID, year: int, *, limit: int,
-                          offset: int) -> Sequence[OutgoingItem]:
-        return self.session.execute(
-            select(OutgoingItem)
-            .where(OutgoingItem.unit_id == unit_id, OutgoingItem.year == year)
-            .order_by(OutgoingItem.seq.desc()).limit(limit).offset(offset)
-        ).scalars().all()
+    def outgoing_register(
+        self, unit_id: uuid.UUID, year: int, *, limit: int, offset: int
+    ) -> Sequence[OutgoingItem]:
+        return (
+            self.session.execute(
+                select(OutgoingItem)
+                .where(OutgoingItem.unit_id == unit_id, OutgoingItem.year == year)
+                .order_by(OutgoingItem.seq.desc())
+                .limit(limit)
+                .offset(offset)
+            )
+            .scalars()
+            .all()
+        )

@@ -57,9 +57,11 @@ def department_of(uow: UnitOfWork, unit: Unit, code: str | None) -> Department |
         return None
     dept = OrgRepository(uow.session).department(unit.id, code)
     if dept is None:
-        raise ValidationFailed(f"Jednostka {unit.code} nie ma komórki „{code}”.",
-                               f"Unit {unit.code} has no department '{code}'.",
-                               code="unknown_department")
+        raise ValidationFailed(
+            f"Jednostka {unit.code} nie ma komórki „{code}”.",
+            f"Unit {unit.code} has no department '{code}'.",
+            code="unknown_department",
+        )
     return dept
 
 
@@ -75,7 +77,9 @@ def duplicate_submission(item: IncomingItem) -> Conflict:
 def check_idempotency(uow: UnitOfWork, key: str | None) -> None:
     """Refuse a repeated submission before anything is stored."""
     if key:
-        earlier = RegistryRepository(uow.session).incoming_by_idempotency_key(uow.actor.user_id, key)
+        earlier = RegistryRepository(uow.session).incoming_by_idempotency_key(
+            uow.actor.user_id, key
+        )
         if earlier is not None:
             raise duplicate_submission(earlier)
 
@@ -87,9 +91,13 @@ class RegisteredItem:
     document_ids: list[uuid.UUID]
 
 
-def register_incoming_item(uow: UnitOfWork, store: BlobStore, cmd: RegisterIncoming,
-                           uploads: Sequence[SpooledUpload],
-                           idempotency_key: str | None = None) -> RegisteredItem:
+def register_incoming_item(
+    uow: UnitOfWork,
+    store: BlobStore,
+    cmd: RegisterIncoming,
+    uploads: Sequence[SpooledUpload],
+    idempotency_key: str | None = None,
+) -> RegisteredItem:
     unit = acting_unit(uow, cmd.unit, Role.clerk)
     check_idempotency(uow, idempotency_key)
     now = utcnow()
@@ -105,7 +113,8 @@ def register_incoming_item(uow: UnitOfWork, store: BlobStore, cmd: RegisterIncom
             raise ValidationFailed(
                 f"Sprawa {case.reference} należy do klasy {case.jrwa_symbol}, nie {cmd.jrwa}.",
                 f"Case {case.reference} is in class {case.jrwa_symbol}, not {cmd.jrwa}.",
-                code="jrwa_mismatch")
+                code="jrwa_mismatch",
+            )
         jrwa_class_id = case.jrwa_class_id
         cls = JrwaRepository(uow.session).class_by_id(case.jrwa_class_id)
         qualification = cls.category_lead if cls else None
@@ -122,17 +131,34 @@ def register_incoming_item(uow: UnitOfWork, store: BlobStore, cmd: RegisterIncom
     rpw_number = f"RPW/{seq}/{year}"
     if cmd.new_case:
         assert cmd.jrwa is not None
-        case = open_case(uow, unit, jrwa_symbol=cmd.jrwa, title=cmd.case_title or cmd.subject,
-                         department=department)
+        case = open_case(
+            uow,
+            unit,
+            jrwa_symbol=cmd.jrwa,
+            title=cmd.case_title or cmd.subject,
+            department=department,
+        )
     item = IncomingItem(
-        unit_id=unit.id, rpw_seq=seq, rpw_year=year, rpw_number=rpw_number,
-        received_at=cmd.received_at or now, channel=cmd.channel,
-        sender=cmd.sender.model_dump(mode="json"), sender_name=cmd.sender.name,
-        sender_reference=cmd.sender_reference, letter_date=cmd.letter_date, subject=cmd.subject,
-        attachments_count=cmd.attachments_count if cmd.attachments_count is not None
+        unit_id=unit.id,
+        rpw_seq=seq,
+        rpw_year=year,
+        rpw_number=rpw_number,
+        received_at=cmd.received_at or now,
+        channel=cmd.channel,
+        sender=cmd.sender.model_dump(mode="json"),
+        sender_name=cmd.sender.name,
+        sender_reference=cmd.sender_reference,
+        letter_date=cmd.letter_date,
+        subject=cmd.subject,
+        attachments_count=cmd.attachments_count
+        if cmd.attachments_count is not None
         else len(uploads),
-        notes=cmd.notes, jrwa_class_id=jrwa_class_id, case_id=case.id if case else None,
-        registered_by=uow.actor.user_id, registered_at=now, idempotency_key=idempotency_key,
+        notes=cmd.notes,
+        jrwa_class_id=jrwa_class_id,
+        case_id=case.id if case else None,
+        registered_by=uow.actor.user_id,
+        registered_at=now,
+        idempotency_key=idempotency_key,
     )
     RegistryRepository(uow.session).add(item)
     try:
@@ -141,27 +167,44 @@ def register_incoming_item(uow: UnitOfWork, store: BlobStore, cmd: RegisterIncom
         # A concurrent twin with the same idempotency key committed first.
         uow.rollback()
         earlier = RegistryRepository(uow.session).incoming_by_idempotency_key(
-            uow.actor.user_id, idempotency_key or "")
+            uow.actor.user_id, idempotency_key or ""
+        )
         if earlier is not None:
             raise duplicate_submission(earlier) from None
         raise
-    uow.audit("incoming.registered", "incoming_item", item.id, unit_id=unit.id,
-              case_id=item.case_id,
-              details={"rpw_number": rpw_number, "subject": cmd.subject,
-                       "sender": cmd.sender.name, "channel": cmd.channel,
-                       "case_reference": case.reference if case else None,
-                       "files": len(files)})
+    uow.audit(
+        "incoming.registered",
+        "incoming_item",
+        item.id,
+        unit_id=unit.id,
+        case_id=item.case_id,
+        details={
+            "rpw_number": rpw_number,
+            "subject": cmd.subject,
+            "sender": cmd.sender.name,
+            "channel": cmd.channel,
+            "case_reference": case.reference if case else None,
+            "files": len(files),
+        },
+    )
     doc_ids = []
     for n, f in enumerate(files, start=1):
         doc = create_document(
-            uow, unit_id=unit.id, identifier=f"{unit.code}/{rpw_number}/{n}",
+            uow,
+            unit_id=unit.id,
+            identifier=f"{unit.code}/{rpw_number}/{n}",
             meta=DocumentMeta(
-                title=f.upload.file_name, creator=cmd.sender.name,
-                document_date=cmd.letter_date or today, relation=rpw_number,
-                grouping=case.reference if case else None, qualification=qualification,
+                title=f.upload.file_name,
+                creator=cmd.sender.name,
+                document_date=cmd.letter_date or today,
+                relation=rpw_number,
+                grouping=case.reference if case else None,
+                qualification=qualification,
                 description=cmd.subject,
             ),
-            file=f, case_id=case.id if case else None, incoming_item_id=item.id,
+            file=f,
+            case_id=case.id if case else None,
+            incoming_item_id=item.id,
         )
         doc_ids.append(doc.id)
     return RegisteredItem(item, case, doc_ids)
@@ -175,40 +218,62 @@ def readable_incoming(uow: UnitOfWork, actor: Principal, item_id: uuid.UUID) -> 
 
 
 def register_outgoing_item(uow: UnitOfWork, cmd: RegisterOutgoing) -> OutgoingItem:
-    unit = acting_unit(uow, cmd.unit, Role.clerk, Role.handler, Role.headteacher,
-                       Role.city_officer)
+    unit = acting_unit(uow, cmd.unit, Role.clerk, Role.handler, Role.headteacher, Role.city_officer)
     case = case_for_filing(uow, unit, cmd.case_reference) if cmd.case_reference else None
     now = utcnow()
     year = office_year(now)
     seq = NumberingRepository(uow.session).next_value(unit.id, "outgoing", year)
     item = OutgoingItem(
-        unit_id=unit.id, seq=seq, year=year, number=f"WYCH/{seq}/{year}",
-        case_id=case.id if case else None, subject=cmd.subject,
-        recipients=[r.model_dump(mode="json") for r in cmd.recipients], channel=cmd.channel,
-        created_by=uow.actor.user_id, created_at=now,
+        unit_id=unit.id,
+        seq=seq,
+        year=year,
+        number=f"WYCH/{seq}/{year}",
+        case_id=case.id if case else None,
+        subject=cmd.subject,
+        recipients=[r.model_dump(mode="json") for r in cmd.recipients],
+        channel=cmd.channel,
+        created_by=uow.actor.user_id,
+        created_at=now,
     )
     RegistryRepository(uow.session).add(item)
     uow.flush()
-    uow.audit("outgoing.registered", "outgoing_item", item.id, unit_id=unit.id,
-              case_id=item.case_id,
-              details={"number": item.number, "subject": cmd.subject, "channel": cmd.channel,
-                       "recipients": [r.name for r in cmd.recipients]})
+    uow.audit(
+        "outgoing.registered",
+        "outgoing_item",
+        item.id,
+        unit_id=unit.id,
+        case_id=item.case_id,
+        details={
+            "number": item.number,
+            "subject": cmd.subject,
+            "channel": cmd.channel,
+            "recipients": [r.name for r in cmd.recipients],
+        },
+    )
     return item
 
 
-def dispatch_outgoing_item(uow: UnitOfWork, item_id: uuid.UUID,
-                           dispatched_at: datetime | None = None) -> OutgoingItem:
+def dispatch_outgoing_item(
+    uow: UnitOfWork, item_id: uuid.UUID, dispatched_at: datetime | None = None
+) -> OutgoingItem:
     item = RegistryRepository(uow.session).outgoing(item_id)
     if item is None or not uow.actor.can_read_unit(item.unit_id):
         raise NotFound("Nie znaleziono przesyłki.", "Item not found.", code="item_not_found")
     uow.actor.require_role(item.unit_id, Role.clerk)
     if item.status == OutgoingStatus.dispatched:
-        raise Conflict("Przesyłkę już wysłano.", "The item was already dispatched.",
-                       code="already_dispatched")
+        raise Conflict(
+            "Przesyłkę już wysłano.", "The item was already dispatched.", code="already_dispatched"
+        )
     item.status = OutgoingStatus.dispatched
     item.dispatched_at = dispatched_at or utcnow()
-    uow.audit("outgoing.dispatched", "outgoing_item", item.id, unit_id=item.unit_id,
-              case_id=item.case_id, details={"number": item.number})
+    uow.audit(
+        "outgoing.dispatched",
+        "outgoing_item",
+        item.id,
+        unit_id=item.unit_id,
+        case_id=item.case_id,
+        details={"number": item.number},
+    )
     return item
 
 
@@ -220,8 +285,11 @@ def readable_unit(uow: UnitOfWork, actor: Principal, code: str | None) -> Unit:
     else:
         readable = actor.readable_units()
         if not readable or len(readable) != 1:
-            raise ValidationFailed("Wskaż jednostkę (parametr unit).",
-                                   "Name the unit (parameter unit).", code="unit_required")
+            raise ValidationFailed(
+                "Wskaż jednostkę (parametr unit).",
+                "Name the unit (parameter unit).",
+                code="unit_required",
+            )
         found = repo.unit(readable[0])
         assert found is not None
         unit = found
@@ -230,19 +298,40 @@ def readable_unit(uow: UnitOfWork, actor: Principal, code: str | None) -> Unit:
     return unit
 
 
-def incoming_register(uow: UnitOfWork, actor: Principal, unit_code: str | None, year: int | None,
-                      *, limit: int, offset: int) -> list[IncomingItem]:
+def incoming_register(
+    uow: UnitOfWork,
+    actor: Principal,
+    unit_code: str | None,
+    year: int | None,
+    *,
+    limit: int,
+    offset: int,
+) -> list[IncomingItem]:
     unit = readable_unit(uow, actor, unit_code)
     year = year or office_year(utcnow())
-    uow.audit("register.read", "unit", unit.id, unit_id=unit.id,
-              details={"register": "incoming", "year": year})
-    return list(RegistryRepository(uow.session).incoming_register(unit.id, year, limit=limit,
-                                                                  offset=offset))
+    uow.audit(
+        "register.read",
+        "unit",
+        unit.id,
+        unit_id=unit.id,
+        details={"register": "incoming", "year": year},
+    )
+    return list(
+        RegistryRepository(uow.session).incoming_register(unit.id, year, limit=limit, offset=offset)
+    )
 
 
-def outgoing_register(uow: UnitOfWork, actor: Principal, unit_code: str | None, year: int | None,
-                      *, limit: int, offset: int) -> list[OutgoingItem]:
+def outgoing_register(
+    uow: UnitOfWork,
+    actor: Principal,
+    unit_code: str | None,
+    year: int | None,
+    *,
+    limit: int,
+    offset: int,
+) -> list[OutgoingItem]:
     unit = readable_unit(uow, actor, unit_code)
     year = year or office_year(utcnow())
-    return list(RegistryRepository(uow.session).outgoing_register(unit.id, year, limit=limit,
-                                                                  offset=offset))
+    return list(
+        RegistryRepository(uow.session).outgoing_register(unit.id, year, limit=limit, offset=offset)
+    )
