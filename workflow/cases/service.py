@@ -13,7 +13,7 @@ from workflow.audit.models import AuditEntry
 from workflow.audit.repository import AuditRepository
 from workflow.cases.models import Case
 from workflow.cases.repository import CaseRepository
-from workflow.db import utcnow
+from workflow.db import new_id, utcnow
 from workflow.documents.models import Document, DocumentVersion
 from workflow.documents.repository import DocumentRepository
 from workflow.documents.service import (
@@ -25,7 +25,7 @@ from workflow.documents.service import (
 )
 from workflow.errors import NotFound, ValidationFailed
 from workflow.jrwa.repository import JrwaRepository
-from workflow.jrwa.service import resolve_leaf_class
+from workflow.jrwa.service import ResolvedClass, resolve_leaf_class
 from workflow.org.models import Department, Role, Unit
 from workflow.ports import BlobStore, SpooledUpload
 from workflow.principal import Principal
@@ -60,19 +60,22 @@ def open_case(
     jrwa_symbol: str,
     title: str,
     department: Department | None = None,
+    resolved: ResolvedClass | None = None,
 ) -> Case:
     uow.actor.require_role(unit.id, *OPENING_ROLES)
     now = utcnow()
-    resolved = resolve_leaf_class(
-        JrwaRepository(uow.session), unit, jrwa_symbol, now.astimezone(WARSAW).date()
-    )
+    if resolved is None:
+        resolved = resolve_leaf_class(
+            JrwaRepository(uow.session), unit, jrwa_symbol, now.astimezone(WARSAW).date()
+        )
     year = office_year(now)
     reference, seq = allocate_case_reference(uow, unit, department, jrwa_symbol, year)
     case = Case(
+        id=new_id(),
         reference=reference,
         unit_id=unit.id,
         department_id=department.id if department else None,
-        jrwa_class_id=resolved.cls.id,
+        jrwa_class_id=resolved.class_id,
         jrwa_symbol=jrwa_symbol,
         seq=seq,
         year=year,
@@ -81,7 +84,6 @@ def open_case(
         opened_at=now,
     )
     CaseRepository(uow.session).add(case)
-    uow.flush()
     uow.audit(
         "case.opened",
         "case",
@@ -92,7 +94,7 @@ def open_case(
             "reference": reference,
             "title": title,
             "jrwa": jrwa_symbol,
-            "jrwa_plan_version": resolved.plan.version,
+            "jrwa_plan_version": resolved.plan_version,
         },
     )
     return case

@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import BigInteger, ForeignKey, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from workflow.db import Base, new_id, utcnow
+
+if TYPE_CHECKING:
+    from workflow.cases.models import Case
+    from workflow.registry.models import IncomingItem, OutgoingItem
 
 
 class Blob(Base):
@@ -53,6 +58,11 @@ class Document(Base):
     created_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
+    # Declared so the unit of work inserts parents first in one flush; not used for loading.
+    _case: Mapped[Case | None] = relationship(lazy="raise")
+    _incoming_item: Mapped[IncomingItem | None] = relationship(lazy="raise")
+    _outgoing_item: Mapped[OutgoingItem | None] = relationship(lazy="raise")
+
 
 class DocumentVersion(Base):
     __tablename__ = "document_versions"
@@ -66,3 +76,6 @@ class DocumentVersion(Base):
     note: Mapped[str] = mapped_column(Text, default="")
     created_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    _document: Mapped[Document] = relationship(lazy="raise")
+    _blob: Mapped[Blob] = relationship(lazy="raise")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import partial
 
-from workflow.db import utcnow
+from workflow.db import new_id, utcnow
 from workflow.documents.filetypes import dcmi_type
 from workflow.documents.models import Blob, Document, DocumentVersion
 from workflow.documents.repository import DocumentRepository
@@ -53,7 +53,9 @@ def store_uploads(
         except (BlobStoreUnavailable, BlobIntegrityError) as e:
             log.warning("blob store refused %s: %s", key, e)
             raise StorageFailed(details={"file": up.file_name}) from e
-        blob = Blob(key=key, sha256=up.sha256, size=up.size, media_type=up.detected_type)
+        blob = Blob(
+            id=new_id(), key=key, sha256=up.sha256, size=up.size, media_type=up.detected_type
+        )
         repo.add(blob)
         stored.append(StoredFile(up, blob))
     return stored
@@ -87,6 +89,7 @@ def create_document(
 ) -> Document:
     repo = DocumentRepository(uow.session)
     doc = Document(
+        id=new_id(),
         unit_id=unit_id,
         case_id=case_id,
         incoming_item_id=incoming_item_id,
@@ -108,7 +111,6 @@ def create_document(
         created_by=uow.actor.user_id,
     )
     repo.add(doc)
-    uow.flush()
     _add_version(uow, repo, doc, file, 1, note="")
     uow.audit(
         "document.created",
@@ -135,7 +137,6 @@ def _add_version(
     version_no: int,
     note: str,
 ) -> DocumentVersion:
-    uow.flush()  # the blob row must exist before a version points at it
     version = DocumentVersion(
         document_id=doc.id,
         version_no=version_no,

@@ -50,6 +50,13 @@ class PlanFile:
     classes: list[ClassRow] = field(default_factory=list)
 
 
+def _header_date(header: dict[str, str], key: str) -> date:
+    try:
+        return date.fromisoformat(header[key])
+    except ValueError:
+        raise PlanFileError(f"header '# {key}:' must be a date (YYYY-MM-DD)") from None
+
+
 def parse_plan(text: str) -> PlanFile:
     header: dict[str, str] = {}
     body_lines: list[str] = []
@@ -69,6 +76,8 @@ def parse_plan(text: str) -> PlanFile:
     if reader.fieldnames != expected:
         raise PlanFileError(f"columns must be {','.join(expected)}")
     for n, row in enumerate(reader, start=2):
+        if None in row or None in row.values():  # DictReader's marks of extra / missing cells
+            raise PlanFileError(f"row {n}: expected {len(expected)} columns")
         symbol = (row["symbol"] or "").strip()
         if not SYMBOL.match(symbol):
             raise PlanFileError(f"row {n}: bad symbol {symbol!r}")
@@ -102,8 +111,8 @@ def parse_plan(text: str) -> PlanFile:
         code=header["plan"],
         version=header["version"],
         title=header["title"],
-        valid_from=date.fromisoformat(header["valid_from"]),
-        valid_to=date.fromisoformat(header["valid_to"]) if header.get("valid_to") else None,
+        valid_from=_header_date(header, "valid_from"),
+        valid_to=_header_date(header, "valid_to") if header.get("valid_to") else None,
         legal_basis=header["legal_basis"],
         sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
         classes=classes,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+import uuid
 from dataclasses import dataclass
 from datetime import date
 
@@ -50,6 +53,7 @@ def load_plan(uow: UnitOfWork, plan: PlanFile) -> tuple[JrwaPlan, bool]:
                 notes=c.notes,
             )
         )
+    uow.after_commit(_cache.clear)
     uow.audit(
         "jrwa.plan_loaded",
         "jrwa_plan",
@@ -67,30 +71,92 @@ def load_plan(uow: UnitOfWork, plan: PlanFile) -> tuple[JrwaPlan, bool]:
 def plan_for_unit(repo: JrwaRepository, unit: Unit, on: date) -> JrwaPlan:
     plan = repo.plan_in_force(unit.jrwa_plan, on)
     if plan is None:
-        raise ValidationFailed(
-            f"Jednostka {unit.code} nie ma wykazu akt obowiązującego w dniu {on.isoformat()}.",
-            f"Unit {unit.code} has no file plan in force on {on.isoformat()}.",
-            code="no_jrwa_plan",
-        )
+        raise _no_plan(unit, on)
     return plan
+
+
+def _no_plan(unit: Unit, on: date) -> ValidationFailed:
+    return ValidationFailed(
+        f"Jednostka {unit.code} nie ma wykazu akt obowiązującego w dniu {on.isoformat()}.",
+        f"Unit {unit.code} has no file plan in force on {on.isoformat()}.",
+        code="no_jrwa_plan",
+    )
 
 
 @dataclass(frozen=True)
 class ResolvedClass:
-    plan: JrwaPlan
-    cls: JrwaClass
+    """A leaf class as it stands in one plan version (versions never change, so this is a
+    plain snapshot that can be cached)."""
+
+    plan_id: uuid.UUID
+    plan_version: str
+    class_id: uuid.UUID
+    symbol: str
+    title: str
+    is_leaf: bool
+    category_lead: str | None
+
+
+class _Cache:
+    """Which plan version is in force is re-read every PLAN_TTL seconds (a new version loaded by
+    another process is seen within that time); the classes of a version are immutable and
+    cached for good. Registration resolves a class on every letter, so this saves two queries."""
+
+    PLAN_TTL = 30.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._plans: dict[tuple[str, date], tuple[float, tuple[uuid.UUID, str] | None]] = {}
+        self._classes: dict[uuid.UUID, dict[str, ResolvedClass]] = {}
+
+    def clear(self) -> None:
+        with self._lock:
+            self._plans.clear()
+
+    def plan(self, repo: JrwaRepository, code: str, on: date) -> tuple[uuid.UUID, str] | None:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._plans.get((code, on))
+        if hit and now - hit[0] < self.PLAN_TTL:
+            return hit[1]
+        plan = repo.plan_in_force(code, on)
+        value = (plan.id, plan.version) if plan else None
+        with self._lock:
+            self._plans[(code, on)] = (now, value)
+        return value
+
+    def classes(
+        self, repo: JrwaRepository, plan_id: uuid.UUID, version: str
+    ) -> dict[str, ResolvedClass]:
+        with self._lock:
+            found = self._classes.get(plan_id)
+        if found is None:
+            found = {
+                c.symbol: ResolvedClass(
+                    plan_id, version, c.id, c.symbol, c.title, c.is_leaf, c.category_lead
+                )
+                for c in repo.classes(plan_id)
+            }
+            with self._lock:
+                self._classes[plan_id] = found
+        return found
+
+
+_cache = _Cache()
 
 
 def resolve_leaf_class(repo: JrwaRepository, unit: Unit, symbol: str, on: date) -> ResolvedClass:
     """The leaf class `symbol` in the unit's plan in force on `on`; refuse unknown and non-leaf."""
-    plan = plan_for_unit(repo, unit, on)
-    cls = repo.class_by_symbol(plan.id, symbol)
+    plan = _cache.plan(repo, unit.jrwa_plan, on)
+    if plan is None:
+        raise _no_plan(unit, on)
+    cls = _cache.classes(repo, *plan).get(symbol)
     if cls is None:
         raise ValidationFailed(
             f"Klasa „{symbol}” nie istnieje w wykazie akt jednostki.",
             f"Class '{symbol}' does not exist in the unit's file plan.",
             code="unknown_jrwa_class",
-            details={"jrwa": symbol, "plan_version": plan.version},
+            details={"jrwa": symbol, "plan_version": plan[1]},
         )
     if not cls.is_leaf:
         raise ValidationFailed(
@@ -99,4 +165,4 @@ def resolve_leaf_class(repo: JrwaRepository, unit: Unit, symbol: str, on: date) 
             code="jrwa_class_not_leaf",
             details={"jrwa": symbol},
         )
-    return ResolvedClass(plan, cls)
+    return cls

@@ -9,12 +9,15 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from workflow.db import Base, new_id, utcnow
+
+if TYPE_CHECKING:
+    from workflow.cases.models import Case
 
 
 class Channel(enum.StrEnum):
@@ -65,6 +68,8 @@ class IncomingItem(Base):
     registered_at: Mapped[datetime] = mapped_column(default=utcnow)
     idempotency_key: Mapped[str | None] = mapped_column(String(100))
 
+    _case: Mapped[Case | None] = relationship(lazy="raise")  # insert order only
+
 
 class OutgoingStatus(enum.StrEnum):
     ready = "ready"
@@ -88,3 +93,5 @@ class OutgoingItem(Base):
     dispatched_at: Mapped[datetime | None]
     created_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    _case: Mapped[Case | None] = relationship(lazy="raise")  # insert order only

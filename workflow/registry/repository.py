@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -21,23 +21,16 @@ class NumberingRepository:
         the transaction ends; a rollback gives the number back, so numbers stay gapless."""
         dialect = self.session.get_bind().dialect.name
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        self.session.execute(
+        upsert = (
             insert(NumberCounter)
-            .values(unit_id=unit_id, series=series, year=year, last_value=0)
-            .on_conflict_do_nothing(index_elements=["unit_id", "series", "year"])
+            .values(unit_id=unit_id, series=series, year=year, last_value=1)
+            .on_conflict_do_update(
+                index_elements=["unit_id", "series", "year"],
+                set_={"last_value": NumberCounter.last_value + 1},
+            )
+            .returning(NumberCounter.last_value)
         )
-        return int(
-            self.session.execute(
-                update(NumberCounter)
-                .where(
-                    NumberCounter.unit_id == unit_id,
-                    NumberCounter.series == series,
-                    NumberCounter.year == year,
-                )
-                .values(last_value=NumberCounter.last_value + 1)
-                .returning(NumberCounter.last_value)
-            ).scalar_one()
-        )
+        return int(self.session.execute(upsert).scalar_one())
 
 
 class RegistryRepository:

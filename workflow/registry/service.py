@@ -16,11 +16,11 @@ from sqlalchemy.exc import IntegrityError
 
 from workflow.cases.models import Case
 from workflow.cases.service import OPENING_ROLES, WARSAW, case_for_filing, office_year, open_case
-from workflow.db import utcnow
+from workflow.db import new_id, utcnow
 from workflow.documents.service import DocumentMeta, create_document, store_uploads
 from workflow.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from workflow.jrwa.repository import JrwaRepository
-from workflow.jrwa.service import resolve_leaf_class
+from workflow.jrwa.service import ResolvedClass, resolve_leaf_class
 from workflow.org.models import Department, Role, Unit
 from workflow.org.repository import OrgRepository
 from workflow.org.service import get_unit
@@ -105,6 +105,7 @@ def register_incoming_item(
     department = department_of(uow, unit, cmd.department)
 
     case: Case | None = None
+    resolved: ResolvedClass | None = None
     jrwa_class_id: uuid.UUID | None = None
     qualification: str | None = None
     if cmd.case_reference:
@@ -120,7 +121,7 @@ def register_incoming_item(
         qualification = cls.category_lead if cls else None
     elif cmd.jrwa:
         resolved = resolve_leaf_class(JrwaRepository(uow.session), unit, cmd.jrwa, today)
-        jrwa_class_id, qualification = resolved.cls.id, resolved.cls.category_lead
+        jrwa_class_id, qualification = resolved.class_id, resolved.category_lead
     if cmd.new_case:
         uow.actor.require_role(unit.id, *OPENING_ROLES)
 
@@ -137,8 +138,10 @@ def register_incoming_item(
             jrwa_symbol=cmd.jrwa,
             title=cmd.case_title or cmd.subject,
             department=department,
+            resolved=resolved,
         )
     item = IncomingItem(
+        id=new_id(),
         unit_id=unit.id,
         rpw_seq=seq,
         rpw_year=year,
@@ -161,17 +164,6 @@ def register_incoming_item(
         idempotency_key=idempotency_key,
     )
     RegistryRepository(uow.session).add(item)
-    try:
-        uow.flush()
-    except IntegrityError:
-        # A concurrent twin with the same idempotency key committed first.
-        uow.rollback()
-        earlier = RegistryRepository(uow.session).incoming_by_idempotency_key(
-            uow.actor.user_id, idempotency_key or ""
-        )
-        if earlier is not None:
-            raise duplicate_submission(earlier) from None
-        raise
     uow.audit(
         "incoming.registered",
         "incoming_item",
@@ -207,6 +199,17 @@ def register_incoming_item(
             incoming_item_id=item.id,
         )
         doc_ids.append(doc.id)
+    try:
+        uow.flush()  # one flush for all rows: fewer round trips while the counters are locked
+    except IntegrityError:
+        # A concurrent twin with the same idempotency key committed first.
+        uow.rollback()
+        earlier = RegistryRepository(uow.session).incoming_by_idempotency_key(
+            uow.actor.user_id, idempotency_key or ""
+        )
+        if earlier is not None:
+            raise duplicate_submission(earlier) from None
+        raise
     return RegisteredItem(item, case, doc_ids)
 
 

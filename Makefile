@@ -1,0 +1,41 @@
+# ezd — the two commands of the README, and the pieces they are made of.
+#   make demo   install, then run the embedded system with demo data on http://127.0.0.1:8000
+#   make test   install, start PostgreSQL and S3 on 127.0.0.1, run the lint and the whole suite
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTEST_ARGS ?=
+
+.PHONY: help install demo test lint services-up services-down bench clean
+
+help:
+	@echo "make demo   - install and run ezd with demo data (embedded: SQLite + local files)"
+	@echo "make test   - install, start PostgreSQL + S3 locally, run lint and all tests"
+	@echo "make bench  - run the benchmarks in bench/ against PostgreSQL + S3"
+
+install:
+	@scripts/install.sh
+
+demo: install
+	.venv/bin/ezd demo
+
+lint: install
+	.venv/bin/ruff check .
+	.venv/bin/mypy
+	.venv/bin/lint-imports
+
+services-up:
+	scripts/services.sh up
+
+services-down:
+	scripts/services.sh down
+
+test: install services-up lint
+	set -a; . .services/env; set +a; \
+	.venv/bin/pytest $(PYTEST_ARGS)
+
+bench: install services-up
+	set -a; . .services/env; set +a; \
+	.venv/bin/python bench/registration.py
+
+clean:
+	rm -rf .venv .tools .data .pytest_cache .mypy_cache .ruff_cache

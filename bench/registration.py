@@ -1,0 +1,166 @@
+"""Registration benchmark: HTTP POST /api/v1/incoming with a 100 KB PDF attachment, against a
+real `ezd serve` on PostgreSQL + S3, from 16 concurrent clients. Prints registrations/s and
+latency percentiles.
+
+Needs the test services (`scripts/services.sh up`, then `. .services/env`), or run `make bench`.
+Each run uses a fresh database `ezd_bench` and a fresh key prefix in the S3 bucket.
+
+    .venv/bin/python bench/registration.py [--clients 16] [--seconds 30] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+EZD = str(ROOT / ".venv" / "bin" / "ezd")
+
+
+def pdf_of_size(n: int) -> bytes:
+    head = b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\n"
+    tail = b"\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+    return head + b"%" + os.urandom((n - len(head) - len(tail)) // 2).hex().encode()[
+        : n - len(head) - len(tail) - 1] + tail
+
+
+def fresh_database(base_url: str, name: str) -> str:
+    url = make_url(base_url)
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+def percentile(values: list[float], p: float) -> float:
+    values = sorted(values)
+    k = max(0, min(len(values) - 1, round(p / 100 * (len(values) - 1))))
+    return values[k]
+
+
+async def run_load(base: str, token: str, clients: int, seconds: float, warmup: float,
+                   body: bytes) -> tuple[list[float], int, float]:
+    latencies: list[float] = []
+    errors = 0
+    headers = {"Authorization": f"Bearer {token}"}
+    meta = json.dumps({"subject": "Wniosek o przyjęcie ucznia spoza obwodu",
+                       "sender": {"name": "Jan Nowak", "kind": "person"},
+                       "channel": "paper", "jrwa": "430", "new_case": True})
+    start = time.perf_counter()
+    measure_from = start + warmup
+    stop_at = measure_from + seconds
+
+    async def client_loop(i: int) -> None:
+        nonlocal errors
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as c:
+            n = 0
+            while time.perf_counter() < stop_at:
+                t0 = time.perf_counter()
+                r = await c.post("/api/v1/incoming", headers=headers, data={"meta": meta},
+                                 files=[("files", (f"skan-{i}-{n}.pdf", body,
+                                                   "application/pdf"))])
+                t1 = time.perf_counter()
+                n += 1
+                if t0 >= measure_from and t1 <= stop_at:
+                    if r.status_code == 201:
+                        latencies.append(t1 - t0)
+                    else:
+                        errors += 1
+                        if errors <= 3:
+                            print(f"error {r.status_code}: {r.text[:200]}", file=sys.stderr)
+
+    await asyncio.gather(*(client_loop(i) for i in range(clients)))
+    return latencies, errors, seconds
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--clients", type=int, default=16)
+    ap.add_argument("--seconds", type=float, default=30)
+    ap.add_argument("--warmup", type=float, default=5)
+    ap.add_argument("--workers", type=int, default=2, help="API processes")
+    ap.add_argument("--size", type=int, default=100 * 1024, help="attachment bytes")
+    ap.add_argument("--port", type=int, default=8765)
+    args = ap.parse_args()
+
+    for k in ("EZD_TEST_DATABASE_URL", "EZD_TEST_S3_ENDPOINT"):
+        if not os.environ.get(k):
+            sys.exit(f"{k} is not set: run `scripts/services.sh up` and `. .services/env`")
+    db_url = fresh_database(os.environ["EZD_TEST_DATABASE_URL"], "ezd_bench")
+    env = {
+        **os.environ,
+        "EZD_DATABASE_URL": db_url,
+        "EZD_S3_ENDPOINT": os.environ["EZD_TEST_S3_ENDPOINT"],
+        "EZD_S3_ACCESS_KEY": os.environ["EZD_TEST_S3_ACCESS_KEY"],
+        "EZD_S3_SECRET_KEY": os.environ["EZD_TEST_S3_SECRET_KEY"],
+        "EZD_S3_BUCKET": os.environ["EZD_TEST_S3_BUCKET"],
+        "EZD_S3_SECURE": os.environ.get("EZD_TEST_S3_SECURE", "false"),
+        "EZD_S3_PREFIX": f"bench-{uuid.uuid4().hex[:8]}/",
+        "EZD_DATA_DIR": str(ROOT / ".data" / "bench"),
+        "EZD_LOG_LEVEL": "warning",
+        "EZD_EMBEDDED_WORKER": "false",
+    }
+    subprocess.run([EZD, "db", "upgrade"], env=env, check=True, capture_output=True)
+    subprocess.run([EZD, "demo", "--no-serve", "--force"], env=env, check=True,
+                   capture_output=True)
+    server = subprocess.Popen([EZD, "serve", "--port", str(args.port), "--workers",
+                               str(args.workers)], env=env)
+    base = f"http://127.0.0.1:{args.port}"
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.time() > deadline or server.poll() is not None:
+                sys.exit("server did not start")
+            time.sleep(0.3)
+        token = httpx.post(f"{base}/api/v1/auth/token",
+                           data={"username": "clerk.sp58", "password": "demo"}
+                           ).json()["access_token"]
+        body = pdf_of_size(args.size)
+        lat, errors, secs = asyncio.run(run_load(base, token, args.clients, args.seconds,
+                                                 args.warmup, body))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    n = len(lat)
+    result = {
+        "benchmark": "registration", "clients": args.clients, "api_processes": args.workers,
+        "attachment_bytes": args.size, "seconds": secs, "registrations": n, "errors": errors,
+        "per_second": round(n / secs, 1),
+        "p50_ms": round(percentile(lat, 50) * 1000, 1) if lat else None,
+        "p95_ms": round(percentile(lat, 95) * 1000, 1) if lat else None,
+        "p99_ms": round(percentile(lat, 99) * 1000, 1) if lat else None,
+        "mean_ms": round(statistics.mean(lat) * 1000, 1) if lat else None,
+        "cpus": os.cpu_count(),
+    }
+    out = ROOT / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "registration.json").write_text(json.dumps(result, indent=2))
+    print(f"registration benchmark (PostgreSQL + S3, {args.clients} clients, "
+          f"{args.size // 1024} KB attachment, {args.workers} API processes)")
+    print(f"  registrations/s: {result['per_second']}   errors: {errors}")
+    print(f"  latency p50: {result['p50_ms']} ms   p95: {result['p95_ms']} ms   "
+          f"p99: {result['p99_ms']} ms")
+
+
+if __name__ == "__main__":
+    main()
