@@ -72,6 +72,9 @@ def _serve(settings: Settings, host: str | None, port: int | None, workers: int)
         workers=workers,
         log_level=settings.log_level,
         proxy_headers=False,
+        # A loaded 2-core machine can take longer than the default 5 s to answer the
+        # supervisor's ping; a killed worker would just restart in a loop.
+        timeout_worker_healthcheck=30,
     )
 
 

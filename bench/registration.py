@@ -115,9 +115,10 @@ def main() -> None:
         "EZD_LOG_LEVEL": "warning",
         "EZD_EMBEDDED_WORKER": "false",
     }
-    subprocess.run([EZD, "db", "upgrade"], env=env, check=True, capture_output=True)
-    subprocess.run([EZD, "demo", "--no-serve", "--force"], env=env, check=True,
-                   capture_output=True)
+    for cmd in (["db", "upgrade"], ["demo", "--no-serve", "--force"]):
+        done = subprocess.run([EZD, *cmd], env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            sys.exit(f"ezd {' '.join(cmd)} failed:\n{done.stderr[-2000:]}")
     server = subprocess.Popen([EZD, "serve", "--port", str(args.port), "--workers",
                                str(args.workers)], env=env)
     base = f"http://127.0.0.1:{args.port}"
@@ -130,7 +131,7 @@ def main() -> None:
             except httpx.HTTPError:
                 pass
             if time.time() > deadline or server.poll() is not None:
-                sys.exit("server did not start")
+                sys.exit(f"server did not start (exit code {server.poll()})")
             time.sleep(0.3)
         token = httpx.post(f"{base}/api/v1/auth/token",
                            data={"username": "clerk.sp58", "password": "demo"}
