@@ -33,7 +33,8 @@
 #               59333/59433, volume 59340/59440, filer 58888/58988, s3 grpc 58433,
 #               admin 43646/53646 (admin grpc is always admin port + 10000).
 #               Static keys come from an s3 identities JSON (.services/seaweed-s3.json).
-#   MinIO       optional, 59000 (console 59001), data .services/minio.
+#   MinIO       optional, 59000 (console off), data .services/minio; MinIO always adds
+#               the other loopback too, so it also listens on [::1]:59000.
 # Logs: .services/*.log   PIDs: .services/*.pid
 #
 # Knobs (environment): EZD_SERVICES_TIMEOUT (default 60 s per service),
@@ -60,8 +61,8 @@ WEED="$VENV/bin/weed"
 SW_DIR="$SVC/seaweed"
 SW_PIDFILE="$SVC/seaweed.pid"
 SW_LOG="$SVC/seaweed.log"
-# name:http-port:grpc-port (grpc ports given explicitly: the +10000 default
-# would overflow 65535 for ports above 55535)
+# weed mini's other listeners: http + grpc port each (grpc given explicitly:
+# the default http+10000 would overflow 65535 for ports above 55535)
 SW_MASTER_PORT=59333 SW_MASTER_GRPC=59433
 SW_VOLUME_PORT=59340 SW_VOLUME_GRPC=59440
 SW_FILER_PORT=58888 SW_FILER_GRPC=58988
@@ -92,7 +93,7 @@ pid_is() {
   [[ -s "$f" ]] || return 1
   pid="$(head -n1 "$f" | tr -dc '0-9')"
   [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$pat" || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$pat" || return 1
   echo "$pid"
 }
 
@@ -153,7 +154,7 @@ pg_find_bin() {
 pg_setup_paths() {
   # The server runs as OS user `postgres` when we are root (it refuses root).
   if [[ $EUID -eq 0 ]]; then
-    AS_PG=(runuser -u postgres --)
+    AS_PG=(runuser -u postgres -- env -C /)
   else
     AS_PG=()
   fi
@@ -176,7 +177,11 @@ pg_install() {
   fi
   if [[ $EUID -eq 0 ]] && ! id postgres >/dev/null 2>&1; then
     log "creating OS user postgres"
-    useradd --system --user-group --home-dir /var/lib/postgresql --shell /bin/bash postgres
+    if getent group postgres >/dev/null; then
+      useradd --system --gid postgres --home-dir /var/lib/postgresql --shell /bin/bash postgres
+    else
+      useradd --system --user-group --home-dir /var/lib/postgresql --shell /bin/bash postgres
+    fi || die "could not create OS user postgres"
   fi
   command -v runuser >/dev/null || [[ $EUID -ne 0 ]] || die "runuser (util-linux) not found"
 }
@@ -225,6 +230,10 @@ pg_init() {
     want="$(basename "$(dirname "$PGBIN")")"
     [[ "$v" == "$want" ]] || die "$PGDATA was made by PostgreSQL $v but the server here is $want; remove .services/pg (down first) to re-create it"
   fi
+  if [[ $EUID -eq 0 && "$(stat -c %U "$PGDATA")" != postgres ]]; then
+    log "data dir not owned by postgres (user re-created?); fixing ownership"
+    chown -R postgres:postgres "$PGDATA"
+  fi
   # our settings, rewritten every time; included from postgresql.conf once
   cat >"$PGDATA/ezd.conf" <<EOF
 # written by scripts/services.sh - overwritten on every 'up'
@@ -265,7 +274,8 @@ pg_up() {
     # the root shell opens the log, so postgres needn't be able to write into .services
     : >>"$PG_LOG"
     # setsid: a Ctrl-C in `make` must not reach the server
-    setsid "${AS_PG[@]}" "$PGBIN/pg_ctl" -D "$PGDATA" -w -t "$TIMEOUT" start >>"$PG_LOG" 2>&1 </dev/null \
+    # (9>&-: the server must not inherit the lock fd of this script)
+    setsid "${AS_PG[@]}" "$PGBIN/pg_ctl" -D "$PGDATA" -w -t "$TIMEOUT" start >>"$PG_LOG" 2>&1 </dev/null 9>&- \
       || { tail -n 30 "$PG_LOG" >&2; die "PostgreSQL did not start within ${TIMEOUT}s (log: $PG_LOG)"; }
     wait_until "$TIMEOUT" "postgres" pg_ready \
       || { tail -n 30 "$PG_LOG" >&2; die "PostgreSQL not accepting connections on 127.0.0.1:$PG_PORT within ${TIMEOUT}s"; }
@@ -318,6 +328,10 @@ pg_reset_db() {
 # ------------------------------------------------------------- SeaweedFS
 venv_install() {
   mkdir -p "$SVC"
+  if [[ -e "$VENV" ]] && ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
+    log "venv $VENV is broken (its python is gone?); re-creating it"
+    rm -rf "$VENV"
+  fi
   if [[ ! -x "$VENV/bin/python" ]]; then
     local py
     py="$(command -v python3 || true)"
@@ -407,8 +421,11 @@ try:
         c.remove_object(lock, w.object_name, version_id=w.version_id)
         print("object_lock=false (delete of a COMPLIANCE-retained version succeeded)")
     except Exception as e:
-        lock_ok = ret is not None and ret.mode == COMPLIANCE and getattr(e, "code", "") == "AccessDenied"
-        print("object_lock=%s (delete refused: %s)" % ("true" if lock_ok else "false", getattr(e, "code", e)))
+        # SeaweedFS answers AccessDenied, MinIO InvalidRequest ("WORM protected");
+        # what counts: refused, and the version is still there
+        still = c.stat_object(lock, w.object_name, version_id=w.version_id) is not None
+        lock_ok = ret is not None and ret.mode == COMPLIANCE and still
+        print("object_lock=%s (delete of the version refused: %s)" % ("true" if lock_ok else "false", getattr(e, "code", e)))
 except Exception as e:
     print("object_lock=false (%s: %s)" % (type(e).__name__, e))
 PYEOF
@@ -419,10 +436,10 @@ sw_up() {
   s3_config
   mkdir -p "$SW_DIR"
   local pid
-  if pid="$(pid_is "$SW_PIDFILE" "weed mini")" && port_open "$S3_PORT"; then
+  if pid="$(pid_is "$SW_PIDFILE" "$WEED")" && port_open "$S3_PORT"; then
     log "SeaweedFS already running (pid $pid, S3 port $S3_PORT)"
   else
-    [[ -n "${pid:-}" ]] && stop_pid "$SW_PIDFILE" "weed mini" SeaweedFS
+    [[ -n "${pid:-}" ]] && stop_pid "$SW_PIDFILE" "$WEED" SeaweedFS
     local p
     for p in $S3_PORT $SW_S3_GRPC $SW_MASTER_PORT $SW_MASTER_GRPC $SW_VOLUME_PORT $SW_VOLUME_GRPC \
       $SW_FILER_PORT $SW_FILER_GRPC $SW_ADMIN_PORT $((SW_ADMIN_PORT + 10000)); do
@@ -431,14 +448,15 @@ sw_up() {
     log "starting SeaweedFS (weed mini) S3 on 127.0.0.1:$S3_PORT"
     (
       cd "$SW_DIR"
-      exec setsid "$WEED" mini -dir="$SW_DIR" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+      # -logtostderr: glog would otherwise drop weed.* files into /tmp
+      exec setsid "$WEED" -logtostderr mini -dir="$SW_DIR" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
         -master.port=$SW_MASTER_PORT -master.port.grpc=$SW_MASTER_GRPC -master.telemetry=false \
         -volume.port=$SW_VOLUME_PORT -volume.port.grpc=$SW_VOLUME_GRPC \
         -filer.port=$SW_FILER_PORT -filer.port.grpc=$SW_FILER_GRPC \
         -s3.port=$S3_PORT -s3.port.grpc=$SW_S3_GRPC -s3.port.iceberg=0 -s3.port.lance=0 \
         -s3.config="$SVC/seaweed-s3.json" \
         -admin.ui=false -admin.port=$SW_ADMIN_PORT -webdav=false
-    ) >>"$SW_LOG" 2>&1 </dev/null &
+    ) >>"$SW_LOG" 2>&1 </dev/null 9>&- &
     pid=$!
     echo "$pid" >"$SW_PIDFILE"
     local end=$((SECONDS + TIMEOUT))
@@ -458,7 +476,7 @@ sw_up() {
   log "SeaweedFS ok: bucket $S3_BUCKET; put/get/stat/list/remove ok; $(grep '^object_lock' <<<"$out")"
 }
 
-sw_down() { stop_pid "$SW_PIDFILE" "weed mini" SeaweedFS; }
+sw_down() { stop_pid "$SW_PIDFILE" "$WEED" SeaweedFS; }
 
 # ----------------------------------------------------------------- MinIO
 go_bin() { command -v go 2>/dev/null || { [[ -x /usr/local/go/bin/go ]] && echo /usr/local/go/bin/go; } || return 1; }
@@ -471,16 +489,16 @@ minio_up() {
     log "building MinIO: go install github.com/minio/minio@$MINIO_VERSION (several minutes on 2 cores)"
     t0=$SECONDS
     mkdir -p "$SVC/bin"
-    GOBIN="$SVC/bin" GOFLAGS=-mod=mod CGO_ENABLED=0 "$go" install "github.com/minio/minio@$MINIO_VERSION" \
+    GOBIN="$SVC/bin" "$go" install "github.com/minio/minio@$MINIO_VERSION" \
       >>"$SVC/minio-build.log" 2>&1 || { tail -n 20 "$SVC/minio-build.log" >&2; die "go install minio failed (log: $SVC/minio-build.log)"; }
     log "MinIO built in $((SECONDS - t0))s"
   fi
   mkdir -p "$SVC/minio"
   local pid
-  if pid="$(pid_is "$MINIO_PIDFILE" "minio server")" && port_open "$MINIO_PORT"; then
+  if pid="$(pid_is "$MINIO_PIDFILE" "$MINIO_BIN server")" && port_open "$MINIO_PORT"; then
     log "MinIO already running (pid $pid, port $MINIO_PORT)"
   else
-    [[ -n "${pid:-}" ]] && stop_pid "$MINIO_PIDFILE" "minio server" MinIO
+    [[ -n "${pid:-}" ]] && stop_pid "$MINIO_PIDFILE" "$MINIO_BIN server" MinIO
     port_open "$MINIO_PORT" && die "port $MINIO_PORT already in use"
     port_open "$MINIO_CONSOLE_PORT" && die "port $MINIO_CONSOLE_PORT already in use"
     log "starting MinIO on 127.0.0.1:$MINIO_PORT"
@@ -491,7 +509,7 @@ minio_up() {
       export HOME="$SVC/minio" # its client config dir (~/.minio) stays inside .services
       exec setsid "$MINIO_BIN" server --quiet --address "127.0.0.1:$MINIO_PORT" \
         --console-address "127.0.0.1:$MINIO_CONSOLE_PORT" "$SVC/minio/data"
-    ) >>"$MINIO_LOG" 2>&1 </dev/null &
+    ) >>"$MINIO_LOG" 2>&1 </dev/null 9>&- &
     pid=$!
     echo "$pid" >"$MINIO_PIDFILE"
   fi
@@ -503,7 +521,7 @@ minio_up() {
   log "MinIO ok: $(tr '\n' ' ' <<<"$out")"
 }
 
-minio_down() { stop_pid "$MINIO_PIDFILE" "minio server" MinIO; }
+minio_down() { stop_pid "$MINIO_PIDFILE" "$MINIO_BIN server" MinIO; }
 
 # ------------------------------------------------------------ env + main
 S3_LOCK=""
@@ -521,7 +539,7 @@ write_env() {
       S3_LOCK="$(sed -n 's/^export EZD_TEST_S3_OBJECT_LOCK=//p' "$ENV_FILE")"
     fi
     echo "export EZD_TEST_S3_OBJECT_LOCK=${S3_LOCK:-false}"
-    if pid_is "$MINIO_PIDFILE" "minio server" >/dev/null && port_open "$MINIO_PORT"; then
+    if pid_is "$MINIO_PIDFILE" "$MINIO_BIN server" >/dev/null && port_open "$MINIO_PORT"; then
       echo "export EZD_TEST_MINIO_ENDPOINT=127.0.0.1:$MINIO_PORT"
       echo "export EZD_TEST_MINIO_ACCESS_KEY=$MINIO_USER"
       echo "export EZD_TEST_MINIO_SECRET_KEY=$MINIO_PASSWORD"
@@ -538,12 +556,12 @@ status() {
   else
     echo "postgresql: stopped${PGBIN:+ ($PGBIN)}"
   fi
-  if pid="$(pid_is "$SW_PIDFILE" "weed mini")" && port_open "$S3_PORT"; then
+  if pid="$(pid_is "$SW_PIDFILE" "$WEED")" && port_open "$S3_PORT"; then
     echo "seaweedfs:  running  pid $pid  S3 127.0.0.1:$S3_PORT  data $SW_DIR"
   else
     echo "seaweedfs:  stopped"
   fi
-  if pid="$(pid_is "$MINIO_PIDFILE" "minio server")" && port_open "$MINIO_PORT"; then
+  if pid="$(pid_is "$MINIO_PIDFILE" "$MINIO_BIN server")" && port_open "$MINIO_PORT"; then
     echo "minio:      running  pid $pid  127.0.0.1:$MINIO_PORT"
   else
     echo "minio:      stopped${MINIO_BIN:+$([[ -x "$MINIO_BIN" ]] && echo " (built)" || echo " (not built)")}"
@@ -555,7 +573,10 @@ with_lock() {
   mkdir -p "$SVC"
   if command -v flock >/dev/null; then
     exec 9>"$SVC/.lock"
-    flock -w 600 9 || die "another services.sh holds $SVC/.lock"
+    if ! flock -n 9; then
+      log "waiting for another services.sh (lock $SVC/.lock)"
+      flock -w 900 9 || die "another services.sh still holds $SVC/.lock after 900 s"
+    fi
   fi
 }
 
