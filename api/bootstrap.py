@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+import workflow.models  # noqa: F401  (every mapper: relationships name other modules' models)
 from storage.local import LocalBlobStore
 from storage.s3 import S3BlobStore
 from workflow.db import make_engine

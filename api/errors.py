@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from workflow.errors import DomainError
@@ -73,6 +74,20 @@ def install_error_handlers(app: FastAPI) -> None:
             error_body(code, pl, en),
             status_code=exc.status_code,
             headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity(_request: Request, exc: IntegrityError) -> JSONResponse:
+        # A uniqueness race the services did not foresee (two requests creating the same
+        # thing at once): nothing was written, and trying again is the right answer.
+        log.warning("integrity error mapped to 409: %s", exc.orig)
+        return JSONResponse(
+            error_body(
+                "concurrent_change",
+                "Ktoś właśnie zmienił te same dane. Spróbuj ponownie.",
+                "Someone changed the same data at the same moment. Try again.",
+            ),
+            status_code=409,
         )
 
     @app.exception_handler(Exception)

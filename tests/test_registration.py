@@ -110,6 +110,41 @@ def test_document_versions_are_immutable(backend: Backend, client: TestClient) -
     assert v1.content == PDF and v2.content == PDF + b"%v2\n"
     added = client.post(f"/api/v1/cases/{body['case_reference']}/documents", headers=h,
                         data={"meta": '{"title": "Notatka służbowa"}'},
-                        files=[("file", ("notatka.txt", "Notatka.".encode(), "text/plain"))])
+                        files=[("file", ("notatka.txt", b"Notatka.", "text/plain"))])
     assert added.status_code == 201, added.text
     assert added.json()["identifier"] == f"{body['case_reference']}/2"
+
+
+def test_unforeseen_uniqueness_race_is_a_409_not_a_500(backend: Backend,
+                                                       client: TestClient) -> None:
+    """A document identifier taken between counting and inserting (another request got there
+    first) must come back as a retryable 409, with nothing written."""
+    from sqlalchemy import func, select
+
+    from workflow.cases.models import Case
+    from workflow.documents.models import Document
+
+    h = token(client, "clerk.sp58")
+    ref = register(client, h, letter_meta()).json()["case_reference"]
+    with backend.container.uow() as uow:
+        case = uow.session.execute(select(Case).where(Case.reference == ref)).scalar_one()
+        first = uow.session.execute(select(Document).where(Document.case_id == case.id)
+                                    ).scalar_one()
+        # The identifier the next document of the case will get, taken by a document that is
+        # not (yet) counted in the case, as if a concurrent request had just inserted it.
+        uow.session.execute(Document.__table__.insert().values(
+            id=__import__("uuid").uuid4(), unit_id=case.unit_id, identifier=f"{ref}/2",
+            title="x", creator="x", document_date=first.document_date, format="text/plain",
+            access="ograniczony", type="Text", language="pol", created_by=first.created_by,
+            created_at=first.created_at))
+        uow.commit()
+        docs_before = uow.session.execute(select(func.count()).select_from(Document)
+                                          ).scalar_one()
+    r = client.post(f"/api/v1/cases/{ref}/documents", headers=h,
+                    data={"meta": '{"title": "Notatka"}'},
+                    files=[("file", ("n.txt", b"Notatka.", "text/plain"))])
+    assert r.status_code == 409, r.text
+    assert error_code(r) == "concurrent_change"
+    with backend.container.uow() as uow:
+        assert uow.session.execute(select(func.count()).select_from(Document)
+                                   ).scalar_one() == docs_before

@@ -210,7 +210,12 @@ def open_version(
         document_id=doc.id,
         details={"version": version_no},
     )
-    return Content(version, blob, store.open(blob.key))
+    try:
+        chunks = store.open(blob.key)
+    except BlobStoreUnavailable as e:
+        log.warning("blob store cannot open %s: %s", blob.key, e)
+        raise StorageFailed() from e
+    return Content(version, blob, chunks)
 
 
 def collect_stray_blobs(

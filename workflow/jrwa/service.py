@@ -106,7 +106,8 @@ class _Cache:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._plans: dict[tuple[str, date], tuple[float, tuple[uuid.UUID, str] | None]] = {}
+        # Keyed by database too: one process may talk to several (the tests do).
+        self._plans: dict[tuple[str, str, date], tuple[float, tuple[uuid.UUID, str] | None]] = {}
         self._classes: dict[uuid.UUID, dict[str, ResolvedClass]] = {}
 
     def clear(self) -> None:
@@ -115,14 +116,15 @@ class _Cache:
 
     def plan(self, repo: JrwaRepository, code: str, on: date) -> tuple[uuid.UUID, str] | None:
         now = time.monotonic()
+        key = (str(repo.session.get_bind().url), code, on)
         with self._lock:
-            hit = self._plans.get((code, on))
+            hit = self._plans.get(key)
         if hit and now - hit[0] < self.PLAN_TTL:
             return hit[1]
         plan = repo.plan_in_force(code, on)
         value = (plan.id, plan.version) if plan else None
         with self._lock:
-            self._plans[(code, on)] = (now, value)
+            self._plans[key] = (now, value)
         return value
 
     def classes(
