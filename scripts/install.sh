@@ -17,5 +17,5 @@ if [ ! -x .tools/bin/uv ] || [ "$(.tools/bin/uv --version | awk '{print $2}')" !
   .tools/bin/pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
 fi
 export UV_PYTHON="$PY" UV_PYTHON_DOWNLOADS=never
-.tools/bin/uv sync --frozen --quiet
+.tools/bin/uv sync --frozen --quiet --compile-bytecode
 echo "ezd installed in .venv ($(.venv/bin/python --version))"
