@@ -9,10 +9,12 @@ from workflow.cases.models import Case
 from workflow.cases.repository import CaseRepository
 from workflow.documents.models import Document
 from workflow.documents.repository import DocumentRepository
+from workflow.documents.service import StoredFile
 from workflow.jrwa.repository import JrwaRepository
 from workflow.org.repository import OrgRepository
 from workflow.registry.models import IncomingItem, OutgoingItem
 from workflow.registry.repository import RegistryRepository
+from workflow.registry.service import RegisteredItem
 from workflow.uow import UnitOfWork
 
 
@@ -92,6 +94,58 @@ class Presenter:
             jrwa=jrwa.symbol if jrwa else None,
             notes=item.notes,
             documents=[self.document(d) for d in docs],
+        )
+
+    def registered(self, r: RegisteredItem) -> IncomingOut:
+        """The answer to a registration, from what the service holds in memory."""
+        item, case_ref = r.item, r.case.reference if r.case else None
+        return IncomingOut(
+            id=item.id,
+            rpw_number=item.rpw_number,
+            unit=r.unit_code,
+            case_reference=case_ref,
+            subject=item.subject,
+            sender=item.sender,
+            channel=item.channel,
+            received_at=item.received_at,
+            registered_at=item.registered_at,
+            sender_reference=item.sender_reference,
+            letter_date=item.letter_date,
+            attachments_count=item.attachments_count,
+            jrwa=r.jrwa_symbol,
+            notes=item.notes,
+            documents=[self._new_document(d, f, case_ref) for d, f in r.documents],
+        )
+
+    @staticmethod
+    def _new_document(doc: Document, f: StoredFile, case_ref: str | None) -> DocumentOut:
+        version = VersionOut(
+            version=1,
+            file_name=f.upload.file_name,
+            size=f.blob.size,
+            sha256=f.blob.sha256,
+            media_type=f.blob.media_type,
+            created_at=doc.created_at,
+            note="",
+        )
+        return DocumentOut(
+            id=doc.id,
+            identifier=doc.identifier,
+            title=doc.title,
+            creator=doc.creator,
+            date=doc.document_date,
+            format=doc.format,
+            access=doc.access,
+            type=doc.type,
+            relation=doc.relation,
+            recipient=doc.recipient,
+            grouping=doc.grouping,
+            qualification=doc.qualification,
+            language=doc.language,
+            description=doc.description,
+            rights=doc.rights,
+            case_reference=case_ref,
+            versions=[version],
         )
 
     def outgoing(self, item: OutgoingItem) -> OutgoingOut:

@@ -12,6 +12,7 @@ import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from workflow.ports import BlobIntegrityError, BlobStoreUnavailable, SpooledUpload
 
@@ -58,10 +59,14 @@ class LocalBlobStore:
             raise BlobStoreUnavailable(str(e)) from e
 
     def open(self, key: str) -> Iterator[bytes]:
+        # Opened now, not on the first chunk: a missing or unreadable file fails here, before
+        # a caller has started a response.
         path = self._path(key)
-        with open(path, "rb") as f:
-            while chunk := f.read(CHUNK):
-                yield chunk
+        try:
+            f = open(path, "rb")  # noqa: SIM115 (closed by _chunks)
+        except OSError as e:
+            raise BlobStoreUnavailable(f"open {key}: {e}") from e
+        return _chunks(f)
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
@@ -85,3 +90,9 @@ class LocalBlobStore:
     def remove_all(self) -> None:
         """For tests only: empty the folder."""
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _chunks(f: BinaryIO) -> Iterator[bytes]:
+    with f:
+        while chunk := f.read(CHUNK):
+            yield chunk

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
 import urllib3
 from minio import Minio
@@ -83,15 +84,13 @@ class S3BlobStore:
             raise BlobIntegrityError(f"{key}: stored ETag {etag} differs from MD5 {upload.md5}")
 
     def open(self, key: str) -> Iterator[bytes]:
+        # The GET is sent now, not on the first chunk: an unreachable server or a missing
+        # object fails here, before a caller has started a response.
         try:
             resp = self.client.get_object(self.bucket, self.prefix + key)
-        except (MinioException, urllib3.exceptions.HTTPError) as e:
+        except (MinioException, urllib3.exceptions.HTTPError, OSError) as e:
             raise BlobStoreUnavailable(f"GET {key}: {e}") from e
-        try:
-            yield from resp.stream(CHUNK)
-        finally:
-            resp.close()
-            resp.release_conn()
+        return _chunks(resp)
 
     def delete(self, key: str) -> None:
         try:
@@ -99,17 +98,30 @@ class S3BlobStore:
         except S3Error as e:
             if e.code != "NoSuchKey":
                 raise BlobStoreUnavailable(f"DELETE {key}: {e}") from e
+        except (MinioException, urllib3.exceptions.HTTPError, OSError) as e:
+            raise BlobStoreUnavailable(f"DELETE {key}: {e}") from e
 
     def list_keys(self, prefix: str, older_than: datetime) -> Iterator[str]:
         start = len(self.prefix)
-        for obj in self.client.list_objects(
-            self.bucket, prefix=self.prefix + prefix, recursive=True
-        ):
-            if obj.object_name and obj.last_modified and obj.last_modified < older_than:
-                yield obj.object_name[start:]
+        try:
+            for obj in self.client.list_objects(
+                self.bucket, prefix=self.prefix + prefix, recursive=True
+            ):
+                if obj.object_name and obj.last_modified and obj.last_modified < older_than:
+                    yield obj.object_name[start:]
+        except (MinioException, urllib3.exceptions.HTTPError, OSError) as e:
+            raise BlobStoreUnavailable(f"LIST {prefix}: {e}") from e
 
     def remove_all(self) -> None:
         """For tests only: remove everything under this store's prefix."""
         for obj in self.client.list_objects(self.bucket, prefix=self.prefix, recursive=True):
             if obj.object_name:
                 self.client.remove_object(self.bucket, obj.object_name)
+
+
+def _chunks(resp: Any) -> Iterator[bytes]:
+    try:
+        yield from resp.stream(CHUNK)
+    finally:
+        resp.close()
+        resp.release_conn()

@@ -8,7 +8,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -67,33 +66,32 @@ def _counts(backend: Backend) -> tuple[int, int]:
 # --- another unit sees nothing ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("username", ["clerk.sp12", "headteacher.sp12"])
-def test_other_unit_gets_404_for_everything(backend: Backend, client: TestClient,
-                                            username: str) -> None:
+def test_other_unit_gets_404_for_everything(backend: Backend, client: TestClient) -> None:
     letter = _sp58_letter(client)
-    h = token(client, username)
     expected = {"cases": "case_not_found", "incoming": "item_not_found",
                 "documents": "document_not_found"}
-    for url in _reads(letter):
-        r = client.get(url, headers=h)
-        assert r.status_code == 404, f"{url}: {r.status_code} {r.text}"
-        assert error_code(r) == expected[url.split("/")[3]], url
-        assert letter.reference not in r.text or url.startswith("/api/v1/cases/")
-        assert "SP58" not in r.text.replace(letter.reference, "")
+    for username in ("clerk.sp12", "headteacher.sp12"):
+        h = token(client, username)
+        for url in _reads(letter):
+            r = client.get(url, headers=h)
+            assert r.status_code == 404, f"{username} {url}: {r.status_code} {r.text}"
+            assert error_code(r) == expected[url.split("/")[3]], url
+            assert letter.reference not in r.text or url.startswith("/api/v1/cases/")
+            assert "SP58" not in r.text.replace(letter.reference, "")
 
-    before = _counts(backend)
-    r = _version_upload(client, h, letter.document_id)
-    assert r.status_code == 404, r.text
-    assert error_code(r) == "document_not_found"
-    r = _case_document_upload(client, h, letter.reference)
-    assert r.status_code == 404, r.text
-    assert error_code(r) == "case_not_found"
-    assert _counts(backend) == before
+        before = _counts(backend)
+        r = _version_upload(client, h, letter.document_id)
+        assert r.status_code == 404, r.text
+        assert error_code(r) == "document_not_found"
+        r = _case_document_upload(client, h, letter.reference)
+        assert r.status_code == 404, r.text
+        assert error_code(r) == "case_not_found"
+        assert _counts(backend) == before
 
-    # Their own case list does not show it either.
-    listing = client.get("/api/v1/cases", headers=h)
-    assert listing.status_code == 200
-    assert listing.json()["unit"] == "SP12" and listing.json()["cases"] == []
+        # Their own case list does not show it either.
+        listing = client.get("/api/v1/cases", headers=h)
+        assert listing.status_code == 200
+        assert listing.json()["unit"] == "SP12" and listing.json()["cases"] == []
 
 
 def test_foreign_404_is_the_same_as_nonexistent(client: TestClient) -> None:
@@ -118,12 +116,13 @@ def test_foreign_404_is_the_same_as_nonexistent(client: TestClient) -> None:
         # The case messages name the reference that was asked for; apart from that, and
         # everywhere else byte for byte, the answers are identical.
         assert a.content.replace(letter.reference.encode(), missing_ref.encode()) == b.content
-        assert a.headers.get("content-length") == b.headers.get("content-length") or \
-            existing.startswith("/api/v1/cases/")
+        if not existing.startswith("/api/v1/cases/"):
+            assert a.content == b.content
 
     a = _version_upload(client, h, letter.document_id)
     b = _version_upload(client, h, missing_doc)
-    assert (a.status_code, a.content) == (b.status_code, b.content) == (404, a.content)
+    assert a.status_code == b.status_code == 404
+    assert a.content == b.content
 
 
 def test_other_unit_cannot_file_into_the_case(backend: Backend, client: TestClient) -> None:
@@ -134,13 +133,11 @@ def test_other_unit_cannot_file_into_the_case(backend: Backend, client: TestClie
                                         case_reference=letter.reference))
     assert r.status_code == 404, r.text
     assert error_code(r) == "case_not_found"
+    missing_ref = f"SP58.431.97.{letter.year}"
     missing = register(client, h, letter_meta(new_case=False, jrwa=None,
-                                              case_reference=f"SP58.431.97.{letter.year}"))
+                                              case_reference=missing_ref))
     assert missing.status_code == 404
-    assert missing.json() == {
-        **r.json(), "error": {**r.json()["error"],
-                              "message": missing.json()["error"]["message"],
-                              "message_en": missing.json()["error"]["message_en"]}}
+    assert r.content.replace(letter.reference.encode(), missing_ref.encode()) == missing.content
     assert _counts(backend) == before
     # The SP12 register is still empty: the failed attempts took no number.
     ok = register(client, h, letter_meta(new_case=False))
@@ -230,15 +227,15 @@ def test_auditor_is_read_only(backend: Backend, client: TestClient) -> None:
 # --- staff of the unit --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("username", ["handler.sp58", "headteacher.sp58"])
-def test_unit_staff_can_read(client: TestClient, username: str) -> None:
+def test_unit_staff_can_read(client: TestClient) -> None:
     letter = _sp58_letter(client)
-    h = token(client, username)
-    for url in _reads(letter):
-        r = client.get(url, headers=h)
-        assert r.status_code == 200, f"{username} {url}: {r.text}"
-    listing = client.get("/api/v1/cases", headers=h).json()
-    assert [c["reference"] for c in listing["cases"]] == [letter.reference]
+    for username in ("handler.sp58", "headteacher.sp58", "admin.sp58"):
+        h = token(client, username)
+        for url in _reads(letter):
+            r = client.get(url, headers=h)
+            assert r.status_code == 200, f"{username} {url}: {r.text}"
+        listing = client.get("/api/v1/cases", headers=h).json()
+        assert [c["reference"] for c in listing["cases"]] == [letter.reference]
 
 
 def test_only_clerks_register_incoming(backend: Backend, client: TestClient) -> None:

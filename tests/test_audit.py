@@ -8,15 +8,10 @@ triggers off first (DROP TRIGGER on SQLite, DISABLE TRIGGER USER on PostgreSQL).
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
-import sys
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -24,6 +19,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Connection, Table, delete, func, select, text, update
 from sqlalchemy.exc import DBAPIError
 
+from tests.cli import run_ezd
 from tests.conftest import Backend
 from tests.helpers import PDF, PNG, error_code, letter_meta, register, token
 from workflow.audit.models import AuditEntry
@@ -36,43 +32,6 @@ CONTENT_COLUMNS = ("occurred_at", "actor_id", "actor_name", "unit_id", "case_id"
 
 
 # --- helpers -------------------------------------------------------------------------------
-
-
-def ezd_command() -> list[str]:
-    """The installed `ezd` console script ([project.scripts] ezd = "api.cli:main")."""
-    script = Path(sys.executable).with_name("ezd")
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("ezd")
-    assert found, "the ezd console script is not installed"
-    return [found]
-
-
-def cli_env(backend: Backend, **extra: str) -> dict[str, str]:
-    """The environment that points `ezd` at this test's backend, and nothing else."""
-    s = backend.settings
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EZD_")}
-    env["EZD_DATA_DIR"] = str(s.data_dir)
-    env["EZD_LOG_LEVEL"] = "warning"
-    if s.database_url:
-        env["EZD_DATABASE_URL"] = s.database_url
-    if s.s3_endpoint:
-        env.update({
-            "EZD_S3_ENDPOINT": s.s3_endpoint,
-            "EZD_S3_ACCESS_KEY": s.s3_access_key,
-            "EZD_S3_SECRET_KEY": s.s3_secret_key.get_secret_value(),
-            "EZD_S3_BUCKET": s.s3_bucket,
-            "EZD_S3_SECURE": "true" if s.s3_secure else "false",
-            "EZD_S3_PREFIX": s.s3_prefix,
-        })
-    env.update(extra)
-    return env
-
-
-def run_ezd(backend: Backend, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """Run the real `ezd` command against the backend; `env` adds settings (EZD_...)."""
-    return subprocess.run([*ezd_command(), *args], env=cli_env(backend, **env),
-                          capture_output=True, text=True, timeout=120, check=False)
 
 
 def audit_verify_cli(backend: Backend) -> tuple[int, int | None, str]:
@@ -324,9 +283,10 @@ def test_verify_detects_content_swapped_but_hashes_kept(backend: Backend,
     assert verify_in_process(backend) == (False, n)
 
 
-def test_api_verify_for_admin_and_auditor_not_clerk(backend: Backend, client: TestClient) -> None:
+def test_api_verify_for_city_admin_and_auditor_not_clerk(backend: Backend,
+                                                         client: TestClient) -> None:
     some_letters(client, 1)
-    for user in ("admin.sp58", "auditor.wow"):
+    for user in ("admin.wow", "auditor.wow"):
         h = token(client, user)
         r = client.get("/api/v1/audit/verify", headers=h)
         assert r.status_code == 200, r.text

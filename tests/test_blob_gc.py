@@ -21,9 +21,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from storage.local import LocalBlobStore
+from tests.cli import run_ezd
 from tests.conftest import Backend
 from tests.helpers import PDF, PNG, error_code, letter_meta, register, token
-from tests.test_audit import run_ezd
 from workflow.audit.models import AuditEntry
 from workflow.audit.repository import AuditRepository
 from workflow.audit.service import verify_chain

@@ -10,6 +10,9 @@ from workflow.org.models import Role
 
 # Roles that make a user a member of a unit's staff: they see the unit's registers and cases.
 STAFF_ROLES = frozenset({Role.clerk, Role.handler, Role.headteacher, Role.city_officer, Role.admin})
+# Roles that reach across units when held in the city office: the city's administrator and
+# auditor. Held in a school, they stay within that school.
+CITYWIDE_ROLES = frozenset({Role.admin, Role.auditor})
 
 
 @dataclass(frozen=True)
@@ -18,6 +21,7 @@ class Principal:
     username: str
     full_name: str
     roles: dict[uuid.UUID, frozenset[str]] = field(default_factory=dict)
+    citywide: frozenset[str] = frozenset()  # CITYWIDE_ROLES held in the city office
     system: bool = False  # ezd itself (CLI, worker, seeding): every role everywhere
 
     def has_role(self, unit_id: uuid.UUID, *roles: str) -> bool:
@@ -33,15 +37,25 @@ class Principal:
 
     @property
     def is_admin(self) -> bool:
-        return self.system or any(Role.admin in r for r in self.roles.values())
+        """The city's administrator (admin in the city office): manages every unit."""
+        return self.system or Role.admin in self.citywide
 
     @property
     def is_auditor(self) -> bool:
-        return any(Role.auditor in r for r in self.roles.values())
+        """The city's auditor (auditor in the city office): reads every unit."""
+        return Role.auditor in self.citywide
+
+    @property
+    def is_any_admin(self) -> bool:
+        return self.is_admin or bool(self.units_with(Role.admin))
+
+    def can_admin_unit(self, unit_id: uuid.UUID) -> bool:
+        return self.is_admin or self.has_role(unit_id, Role.admin)
 
     def can_read_unit(self, unit_id: uuid.UUID) -> bool:
-        """Staff read their own unit; auditors read every unit (read-only)."""
-        return self.is_auditor or self.has_role(unit_id, *STAFF_ROLES)
+        """Staff and the unit's own auditor read their unit; the city's auditor reads every
+        unit (read-only)."""
+        return self.is_auditor or self.has_role(unit_id, *STAFF_ROLES, Role.auditor)
 
     def units_with(self, *roles: str) -> list[uuid.UUID]:
         return [u for u, r in self.roles.items() if r & set(roles)]
@@ -50,7 +64,7 @@ class Principal:
         """None means every unit (auditor)."""
         if self.is_auditor:
             return None
-        return self.units_with(*STAFF_ROLES)
+        return self.units_with(*STAFF_ROLES, Role.auditor)
 
 
 SYSTEM = Principal(

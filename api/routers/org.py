@@ -84,7 +84,7 @@ def create_department(code: str, body: DepartmentIn, uow: UoW, actor: Actor) -> 
 
 @router.get("/users", response_model=list[UserOut], summary="Users (admin)")
 def list_users(uow: UoW, actor: Actor) -> list[UserOut]:
-    if not actor.is_admin:
+    if not actor.is_any_admin:
         raise Forbidden(
             "Operacja dostępna tylko dla administratora.", "Only an administrator may do this."
         )

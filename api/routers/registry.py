@@ -43,7 +43,7 @@ async def register_incoming(
                 result = service.register_incoming_item(
                     uow, store, cmd, form.files, idempotency_key
                 )
-                return Presenter(uow).incoming(result.item)
+                return Presenter(uow).registered(result)
 
             return await run_in_threadpool(work)
 

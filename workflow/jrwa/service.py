@@ -116,7 +116,7 @@ class _Cache:
 
     def plan(self, repo: JrwaRepository, code: str, on: date) -> tuple[uuid.UUID, str] | None:
         now = time.monotonic()
-        key = (str(repo.session.get_bind().url), code, on)
+        key = (str(repo.session.get_bind().engine.url), code, on)
         with self._lock:
             hit = self._plans.get(key)
         if hit and now - hit[0] < self.PLAN_TTL:

@@ -63,6 +63,14 @@ class OrgRepository:
             .all()
         )
 
+    def roles_with_unit_kind(self, user_id: uuid.UUID) -> Sequence[tuple[uuid.UUID, str, str]]:
+        rows = self.session.execute(
+            select(RoleAssignment.unit_id, RoleAssignment.role, Unit.kind)
+            .join(Unit, Unit.id == RoleAssignment.unit_id)
+            .where(RoleAssignment.user_id == user_id)
+        ).all()
+        return [(r[0], r[1], r[2]) for r in rows]
+
     def role_assignment(
         self, user_id: uuid.UUID, unit_id: uuid.UUID, role: str
     ) -> RoleAssignment | None:

@@ -16,7 +16,7 @@ from workflow.db import utcnow
 from workflow.errors import Conflict, Forbidden, NotFound, Unauthenticated, ValidationFailed
 from workflow.org.models import AuthSession, Department, Role, RoleAssignment, Unit, UnitKind, User
 from workflow.org.repository import OrgRepository
-from workflow.principal import Principal
+from workflow.principal import CITYWIDE_ROLES, Principal
 from workflow.uow import UnitOfWork
 
 _hasher = PasswordHasher()
@@ -83,10 +83,17 @@ def logout(uow: UnitOfWork, token: str) -> None:
 
 def principal_for(repo: OrgRepository, user: User) -> Principal:
     roles: dict[uuid.UUID, set[str]] = {}
-    for ra in repo.roles_of(user.id):
-        roles.setdefault(ra.unit_id, set()).add(ra.role)
+    citywide: set[str] = set()
+    for unit_id, role, unit_kind in repo.roles_with_unit_kind(user.id):
+        roles.setdefault(unit_id, set()).add(role)
+        if unit_kind == UnitKind.city_office and role in CITYWIDE_ROLES:
+            citywide.add(role)
     return Principal(
-        user.id, user.username, user.full_name, {k: frozenset(v) for k, v in roles.items()}
+        user.id,
+        user.username,
+        user.full_name,
+        {k: frozenset(v) for k, v in roles.items()},
+        citywide=frozenset(citywide),
     )
 
 
@@ -103,8 +110,11 @@ def authenticate(uow: UnitOfWork, token: str, *, kind: str) -> Principal:
     return principal_for(repo, user)
 
 
-def _require_admin(actor: Principal) -> None:
-    if not actor.is_admin:
+def _require_admin(actor: Principal, unit_id: uuid.UUID | None = None) -> None:
+    """The city's administrator may do anything; a unit's administrator only what concerns
+    that unit (`unit_id`). Without `unit_id` only the city's administrator passes."""
+    allowed = actor.is_admin if unit_id is None else actor.can_admin_unit(unit_id)
+    if not allowed:
         raise Forbidden(
             "Operacja dostępna tylko dla administratora.", "Only an administrator may do this."
         )
@@ -146,9 +156,9 @@ def create_unit(
 
 
 def create_department(uow: UnitOfWork, unit_code: str, *, code: str, name: str) -> Department:
-    _require_admin(uow.actor)
     repo = OrgRepository(uow.session)
     unit = get_unit(repo, unit_code)
+    _require_admin(uow.actor, unit.id)
     if repo.department(unit.id, code):
         raise Conflict(
             f"Komórka „{code}” już istnieje.",
@@ -171,7 +181,8 @@ def create_department(uow: UnitOfWork, unit_code: str, *, code: str, name: str) 
 def create_user(
     uow: UnitOfWork, *, username: str, full_name: str, password: str, email: str | None = None
 ) -> User:
-    _require_admin(uow.actor)
+    if not uow.actor.is_any_admin:  # users belong to no unit; roles are granted per unit
+        _require_admin(uow.actor)
     repo = OrgRepository(uow.session)
     if repo.user_by_username(username):
         raise Conflict(
@@ -197,12 +208,12 @@ def create_user(
 def grant_role(
     uow: UnitOfWork, username: str, unit_code: str, role: str, department_code: str | None = None
 ) -> RoleAssignment:
-    _require_admin(uow.actor)
     repo = OrgRepository(uow.session)
     user = repo.user_by_username(username)
     if user is None:
         raise NotFound("Nie ma takiego użytkownika.", "No such user.", code="user_not_found")
     unit = get_unit(repo, unit_code)
+    _require_admin(uow.actor, unit.id)
     if role not in set(Role):
         raise ValidationFailed("Nieznana rola.", "Unknown role.", code="unknown_role")
     dept_id = None

@@ -17,7 +17,8 @@ from sqlalchemy.exc import IntegrityError
 from workflow.cases.models import Case
 from workflow.cases.service import OPENING_ROLES, WARSAW, case_for_filing, office_year, open_case
 from workflow.db import new_id, utcnow
-from workflow.documents.service import DocumentMeta, create_document, store_uploads
+from workflow.documents.models import Document
+from workflow.documents.service import DocumentMeta, StoredFile, create_document, store_uploads
 from workflow.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from workflow.jrwa.repository import JrwaRepository
 from workflow.jrwa.service import ResolvedClass, resolve_leaf_class
@@ -86,9 +87,13 @@ def check_idempotency(uow: UnitOfWork, key: str | None) -> None:
 
 @dataclass(frozen=True)
 class RegisteredItem:
+    """What was registered, all in memory, so the answer needs no further queries."""
+
     item: IncomingItem
+    unit_code: str
+    jrwa_symbol: str | None
     case: Case | None
-    document_ids: list[uuid.UUID]
+    documents: list[tuple[Document, StoredFile]]
 
 
 def register_incoming_item(
@@ -179,7 +184,7 @@ def register_incoming_item(
             "files": len(files),
         },
     )
-    doc_ids = []
+    documents = []
     for n, f in enumerate(files, start=1):
         doc = create_document(
             uow,
@@ -198,7 +203,7 @@ def register_incoming_item(
             case_id=case.id if case else None,
             incoming_item_id=item.id,
         )
-        doc_ids.append(doc.id)
+        documents.append((doc, f))
     try:
         uow.flush()  # one flush for all rows: fewer round trips while the counters are locked
     except IntegrityError:
@@ -210,7 +215,8 @@ def register_incoming_item(
         if earlier is not None:
             raise duplicate_submission(earlier) from None
         raise
-    return RegisteredItem(item, case, doc_ids)
+    jrwa_symbol = case.jrwa_symbol if case else cmd.jrwa
+    return RegisteredItem(item, unit.code, jrwa_symbol, case, documents)
 
 
 def readable_incoming(uow: UnitOfWork, actor: Principal, item_id: uuid.UUID) -> IncomingItem:
