@@ -23,15 +23,17 @@ lint: install
 	.venv/bin/mypy
 	.venv/bin/lint-imports
 
+# MinIO is built from the Go module proxy once per machine (minutes when cold) and the
+# storage tests run against it as well as SeaweedFS.
 services-up:
-	scripts/services.sh up
+	EZD_WITH_MINIO=1 scripts/services.sh up
 
 services-down:
 	scripts/services.sh down
 
 test: install services-up lint
-	set -a; . .services/env; set +a; \
-	.venv/bin/pytest $(PYTEST_ARGS)
+	set -a; . .services/env; set +a; export EZD_WITH_MINIO=1; \
+	.venv/bin/pytest -p no:cacheprovider --basetemp=.pytest-tmp $(PYTEST_ARGS)
 
 bench: install services-up
 	set -a; . .services/env; set +a; \

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from workflow.errors import DomainError
@@ -88,6 +88,21 @@ def install_error_handlers(app: FastAPI) -> None:
                 "Someone changed the same data at the same moment. Try again.",
             ),
             status_code=409,
+        )
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def _database_down(_request: Request, exc: DBAPIError) -> JSONResponse:
+        # The database is unreachable or restarting: the request wrote nothing; retry later.
+        log.error("database unavailable: %s", exc.orig)
+        return JSONResponse(
+            error_body(
+                "database_unavailable",
+                "Baza danych jest chwilowo niedostępna. Spróbuj ponownie za chwilę.",
+                "The database is temporarily unavailable. Try again shortly.",
+            ),
+            status_code=503,
+            headers={"Retry-After": "5"},
         )
 
     @app.exception_handler(Exception)

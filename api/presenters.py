@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from api.schemas import CaseOut, DocumentOut, IncomingOut, OutgoingOut, VersionOut
 from workflow.cases.models import Case
 from workflow.cases.repository import CaseRepository
-from workflow.documents.models import Document
+from workflow.documents.models import Blob, Document
 from workflow.documents.repository import DocumentRepository
 from workflow.documents.service import StoredFile
 from workflow.jrwa.repository import JrwaRepository
@@ -44,36 +45,8 @@ class Presenter:
         for v in self.docs.versions(doc.id):
             blob = self.docs.blob(v.blob_id)
             assert blob is not None
-            versions.append(
-                VersionOut(
-                    version=v.version_no,
-                    file_name=v.file_name,
-                    size=blob.size,
-                    sha256=blob.sha256,
-                    media_type=blob.media_type,
-                    created_at=v.created_at,
-                    note=v.note,
-                )
-            )
-        return DocumentOut(
-            id=doc.id,
-            identifier=doc.identifier,
-            title=doc.title,
-            creator=doc.creator,
-            date=doc.document_date,
-            format=doc.format,
-            access=doc.access,
-            type=doc.type,
-            relation=doc.relation,
-            recipient=doc.recipient,
-            grouping=doc.grouping,
-            qualification=doc.qualification,
-            language=doc.language,
-            description=doc.description,
-            rights=doc.rights,
-            case_reference=self.case_reference(doc.case_id),
-            versions=versions,
-        )
+            versions.append(_version_out(v.version_no, v.file_name, blob, v.created_at, v.note))
+        return _document_out(doc, self.case_reference(doc.case_id), versions)
 
     def incoming(self, item: IncomingItem, *, with_documents: bool = True) -> IncomingOut:
         jrwa = self.jrwa.class_by_id(item.jrwa_class_id) if item.jrwa_class_id else None
@@ -119,34 +92,8 @@ class Presenter:
 
     @staticmethod
     def _new_document(doc: Document, f: StoredFile, case_ref: str | None) -> DocumentOut:
-        version = VersionOut(
-            version=1,
-            file_name=f.upload.file_name,
-            size=f.blob.size,
-            sha256=f.blob.sha256,
-            media_type=f.blob.media_type,
-            created_at=doc.created_at,
-            note="",
-        )
-        return DocumentOut(
-            id=doc.id,
-            identifier=doc.identifier,
-            title=doc.title,
-            creator=doc.creator,
-            date=doc.document_date,
-            format=doc.format,
-            access=doc.access,
-            type=doc.type,
-            relation=doc.relation,
-            recipient=doc.recipient,
-            grouping=doc.grouping,
-            qualification=doc.qualification,
-            language=doc.language,
-            description=doc.description,
-            rights=doc.rights,
-            case_reference=case_ref,
-            versions=[version],
-        )
+        version = _version_out(1, f.upload.file_name, f.blob, doc.created_at, "")
+        return _document_out(doc, case_ref, [version])
 
     def outgoing(self, item: OutgoingItem) -> OutgoingOut:
         return OutgoingOut(
@@ -188,3 +135,39 @@ class Presenter:
     def _plan_version(self, plan_id: object) -> str:
         plan = self.jrwa.plan_by_id(plan_id)  # type: ignore[arg-type]
         return plan.version if plan else "?"
+
+
+def _version_out(
+    number: int, file_name: str, blob: Blob, created_at: datetime, note: str
+) -> VersionOut:
+    return VersionOut(
+        version=number,
+        file_name=file_name,
+        size=blob.size,
+        sha256=blob.sha256,
+        media_type=blob.media_type,
+        created_at=created_at,
+        note=note,
+    )
+
+
+def _document_out(doc: Document, case_ref: str | None, versions: list[VersionOut]) -> DocumentOut:
+    return DocumentOut(
+        id=doc.id,
+        identifier=doc.identifier,
+        title=doc.title,
+        creator=doc.creator,
+        date=doc.document_date,
+        format=doc.format,
+        access=doc.access,
+        type=doc.type,
+        relation=doc.relation,
+        recipient=doc.recipient,
+        grouping=doc.grouping,
+        qualification=doc.qualification,
+        language=doc.language,
+        description=doc.description,
+        rights=doc.rights,
+        case_reference=case_ref,
+        versions=versions,
+    )

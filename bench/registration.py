@@ -52,11 +52,10 @@ def percentile(values: list[float], p: float) -> float:
     return values[k]
 
 
-async def run_load(base: str, token: str, clients: int, seconds: float, warmup: float,
+async def run_load(base: str, tokens: list[str], clients: int, seconds: float, warmup: float,
                    body: bytes) -> tuple[list[float], int, float]:
     latencies: list[float] = []
     errors = 0
-    headers = {"Authorization": f"Bearer {token}"}
     meta = json.dumps({"subject": "Wniosek o przyjęcie ucznia spoza obwodu",
                        "sender": {"name": "Jan Nowak", "kind": "person"},
                        "channel": "paper", "jrwa": "430", "new_case": True})
@@ -66,23 +65,30 @@ async def run_load(base: str, token: str, clients: int, seconds: float, warmup: 
 
     async def client_loop(i: int) -> None:
         nonlocal errors
-        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        headers = {"Authorization": f"Bearer {tokens[i % len(tokens)]}"}
+        # No keep-alive: each request is a new connection, so the kernel spreads them over the
+        # API processes (a kept-alive connection stays with the process that accepted it).
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=0)
         async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as c:
             n = 0
             while time.perf_counter() < stop_at:
                 t0 = time.perf_counter()
-                r = await c.post("/api/v1/incoming", headers=headers, data={"meta": meta},
-                                 files=[("files", (f"skan-{i}-{n}.pdf", body,
-                                                   "application/pdf"))])
+                try:
+                    r = await c.post("/api/v1/incoming", headers=headers, data={"meta": meta},
+                                     files=[("files", (f"skan-{i}-{n}.pdf", body,
+                                                       "application/pdf"))])
+                    problem = None if r.status_code == 201 else f"{r.status_code}: {r.text[:200]}"
+                except httpx.TransportError as e:
+                    problem = f"transport error: {e!r}"
                 t1 = time.perf_counter()
                 n += 1
                 if t0 >= measure_from and t1 <= stop_at:
-                    if r.status_code == 201:
+                    if problem is None:
                         latencies.append(t1 - t0)
                     else:
                         errors += 1
                         if errors <= 3:
-                            print(f"error {r.status_code}: {r.text[:200]}", file=sys.stderr)
+                            print(f"error {problem}", file=sys.stderr)
 
     await asyncio.gather(*(client_loop(i) for i in range(clients)))
     return latencies, errors, seconds
@@ -96,6 +102,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2, help="API processes")
     ap.add_argument("--size", type=int, default=100 * 1024, help="attachment bytes")
     ap.add_argument("--port", type=int, default=8765)
+    ap.add_argument("--units", type=int, default=1,
+                    help="spread clients over this many units' registers (1 = one register)")
     args = ap.parse_args()
 
     for k in ("EZD_TEST_DATABASE_URL", "EZD_TEST_S3_ENDPOINT"):
@@ -133,11 +141,12 @@ def main() -> None:
             if time.time() > deadline or server.poll() is not None:
                 sys.exit(f"server did not start (exit code {server.poll()})")
             time.sleep(0.3)
-        token = httpx.post(f"{base}/api/v1/auth/token",
-                           data={"username": "clerk.sp58", "password": "demo"}
-                           ).json()["access_token"]
+        units = ["sp58", "sp12", "lo3", "p7", "wow", "cuw"][: max(1, args.units)]
+        tokens = [httpx.post(f"{base}/api/v1/auth/token",
+                             data={"username": f"clerk.{u}", "password": "demo"}
+                             ).json()["access_token"] for u in units]
         body = pdf_of_size(args.size)
-        lat, errors, secs = asyncio.run(run_load(base, token, args.clients, args.seconds,
+        lat, errors, secs = asyncio.run(run_load(base, tokens, args.clients, args.seconds,
                                                  args.warmup, body))
     finally:
         server.terminate()
@@ -145,6 +154,7 @@ def main() -> None:
     n = len(lat)
     result = {
         "benchmark": "registration", "clients": args.clients, "api_processes": args.workers,
+        "registers": len(units),
         "attachment_bytes": args.size, "seconds": secs, "registrations": n, "errors": errors,
         "per_second": round(n / secs, 1),
         "p50_ms": round(percentile(lat, 50) * 1000, 1) if lat else None,
@@ -156,7 +166,8 @@ def main() -> None:
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "registration.json").write_text(json.dumps(result, indent=2))
-    print(f"registration benchmark (PostgreSQL + S3, {args.clients} clients, "
+    print(f"registration benchmark (PostgreSQL + S3, {args.clients} clients, {len(units)} "
+          f"register(s), "
           f"{args.size // 1024} KB attachment, {args.workers} API processes)")
     print(f"  registrations/s: {result['per_second']}   errors: {errors}")
     print(f"  latency p50: {result['p50_ms']} ms   p95: {result['p95_ms']} ms   "

@@ -11,7 +11,7 @@
 #   scripts/services.sh reset-db   drop and recreate database `ezd` (server must be up)
 #   scripts/services.sh up-minio   optional real MinIO server (built with
 #                                  `go install` via the Go module proxy, cached in
-#                                  .services/bin); `up` runs it too when EZD_WITH_MINIO=1
+#                                  ~/.cache/ezd/minio-<version>); `up` runs it too when EZD_WITH_MINIO=1
 #
 # Then:   . .services/env      (repo-relative; every line is `export NAME=value`)
 #   EZD_TEST_DATABASE_URL=postgresql+psycopg://ezd:ezd@127.0.0.1:55432/ezd
@@ -74,7 +74,9 @@ MINIO_CONSOLE_PORT=59001
 MINIO_USER="ezd-minio-root"
 MINIO_PASSWORD="ezd-minio-secret-7d41e0"
 MINIO_VERSION="${EZD_MINIO_VERSION:-v0.0.0-20260212201848-7aac2a2c5b7c}"
-MINIO_BIN="$SVC/bin/minio"
+# Built once per machine and version (a cold `go install` takes minutes), shared by every
+# clone on the machine.
+MINIO_BIN="${XDG_CACHE_HOME:-$HOME/.cache}/ezd/minio-$MINIO_VERSION/minio"
 MINIO_PIDFILE="$SVC/minio.pid"
 MINIO_LOG="$SVC/minio.log"
 
@@ -489,7 +491,8 @@ minio_up() {
     log "building MinIO: go install github.com/minio/minio@$MINIO_VERSION (several minutes on 2 cores)"
     t0=$SECONDS
     mkdir -p "$SVC/bin"
-    GOBIN="$SVC/bin" "$go" install "github.com/minio/minio@$MINIO_VERSION" \
+    mkdir -p "$(dirname "$MINIO_BIN")"
+    GOBIN="$(dirname "$MINIO_BIN")" "$go" install "github.com/minio/minio@$MINIO_VERSION" \
       >>"$SVC/minio-build.log" 2>&1 || { tail -n 20 "$SVC/minio-build.log" >&2; die "go install minio failed (log: $SVC/minio-build.log)"; }
     log "MinIO built in $((SECONDS - t0))s"
   fi

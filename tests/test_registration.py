@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 from fastapi.testclient import TestClient
 
@@ -148,3 +149,20 @@ def test_unforeseen_uniqueness_race_is_a_409_not_a_500(backend: Backend,
     with backend.container.uow() as uow:
         assert uow.session.execute(select(func.count()).select_from(Document)
                                    ).scalar_one() == docs_before
+
+
+def test_unreachable_database_is_a_503(tmp_path: Path) -> None:
+    """A database that cannot be opened answers 503 with a retry hint, not a 500."""
+    from api.app import create_app
+    from api.bootstrap import bootstrap
+    from workflow.settings import Settings
+
+    settings = Settings(data_dir=tmp_path,
+                        database_url=f"sqlite:///{tmp_path}/missing-dir/ezd.sqlite3")
+    c = bootstrap(settings)
+    with TestClient(create_app(c, start_worker=False), raise_server_exceptions=False) as client:
+        r = client.post("/api/v1/auth/token", data={"username": "clerk.sp58", "password": "x"})
+    c.dispose()
+    assert r.status_code == 503, r.text
+    assert error_code(r) == "database_unavailable"
+    assert r.headers["retry-after"] == "5"

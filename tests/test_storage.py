@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 
 from storage.local import LocalBlobStore
 from storage.s3 import S3BlobStore
-from tests.conftest import Backend, need_real_services
+from tests.conftest import IN_CI, Backend, need_real_services
 from tests.helpers import error_code, letter_meta, register, token
 from workflow.audit.models import AuditEntry
 from workflow.db import utcnow
@@ -58,8 +58,11 @@ def _minio_env() -> dict[str, str]:
     keys = ("EZD_TEST_MINIO_ENDPOINT", "EZD_TEST_MINIO_ACCESS_KEY", "EZD_TEST_MINIO_SECRET_KEY")
     env = {k: os.environ.get(k, "") for k in keys}
     if not all(env.values()):
-        # MinIO is optional, also in CI: skip rather than fail.
-        pytest.skip("MinIO test server not configured (EZD_TEST_MINIO_*)")
+        msg = "MinIO test server not configured (EZD_TEST_MINIO_*)"
+        # `make test` builds and starts MinIO (EZD_WITH_MINIO=1): then it is required in CI.
+        if IN_CI and os.environ.get("EZD_WITH_MINIO") == "1":
+            pytest.fail(msg)
+        pytest.skip(msg)
     return env
 
 

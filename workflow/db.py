@@ -8,11 +8,12 @@ half-way with "database is locked"; on PostgreSQL row locks do the same job.
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy import DateTime, Engine, MetaData, Table, create_engine, event, insert, inspect
+from sqlalchemy.orm import DeclarativeBase, Mapper, Session
 from sqlalchemy.types import TypeDecorator
 
 NAMING = {
@@ -80,3 +81,40 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     return create_engine(
         url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, future=True
     )
+
+
+def insert_new_objects(session: Session) -> None:
+    """Insert the session's pending new objects with one INSERT (executemany) per table, in
+    foreign-key order, then detach them. Their attributes stay readable.
+
+    This skips the ORM unit of work's per-object bookkeeping (about a millisecond per row),
+    which matters inside a transaction that holds a register's counter lock: every millisecond
+    there is a millisecond every other registration of that register waits.
+    """
+    pending = list(session.new)
+    by_table: dict[Table, list[Any]] = defaultdict(list)
+    for obj in pending:
+        by_table[inspect(obj).mapper.local_table].append(obj)
+    with session.no_autoflush:  # or the ORM would insert them first
+        for table in Base.metadata.sorted_tables:
+            objs = by_table.get(table)
+            if not objs:
+                continue
+            mapper = inspect(objs[0]).mapper
+            rows = [_column_values(mapper, obj) for obj in objs]
+            session.execute(insert(mapper), rows)
+    for obj in pending:
+        session.expunge(obj)
+
+
+def _column_values(mapper: Mapper[Any], obj: Any) -> dict[str, Any]:
+    values = {}
+    for attr in mapper.column_attrs:
+        value = getattr(obj, attr.key)
+        column = attr.columns[0]
+        if value is None and column.default is not None:
+            default = column.default
+            value = default.arg(None) if default.is_callable else default.arg
+            setattr(obj, attr.key, value)
+        values[attr.key] = value
+    return values

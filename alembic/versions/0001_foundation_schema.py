@@ -320,6 +320,11 @@ def upgrade() -> None:
 
     # ### end Alembic commands ###
     _append_only_audit()
+    # The chain head always exists: appenders lock it with SELECT … FOR UPDATE.
+    op.execute(
+        "INSERT INTO audit_chain_head (id, last_seq, last_hash) "
+        "VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000')"
+    )
 
 
 def downgrade() -> None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Sequence
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from workflow.audit.chain import GENESIS_HASH
 from workflow.audit.models import AuditChainHead, AuditEntry
 
 HEAD_ID = 1
@@ -18,20 +18,25 @@ class AuditRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def lock_head(self) -> AuditChainHead:
+    def lock_head(self) -> tuple[int, str]:
         """Lock the chain head until commit: appends are serialised, so the chain has one order.
-        Called last in a transaction to keep the lock short."""
-        head = self.session.execute(
-            select(AuditChainHead).where(AuditChainHead.id == HEAD_ID).with_for_update()
-        ).scalar_one_or_none()
-        if head is None:
-            head = AuditChainHead(id=HEAD_ID, last_seq=0, last_hash=GENESIS_HASH)
-            self.session.add(head)
-            self.session.flush()
-        return head
+        Called last in a transaction to keep the lock short. The head row is created by the
+        first migration."""
+        row = self.session.execute(
+            select(AuditChainHead.last_seq, AuditChainHead.last_hash)
+            .where(AuditChainHead.id == HEAD_ID)
+            .with_for_update()
+        ).one()
+        return int(row[0]), str(row[1])
 
-    def add_all(self, entries: Sequence[AuditEntry]) -> None:
-        self.session.add_all(entries)
+    def append(self, entries: list[dict[str, Any]], last_seq: int, last_hash: str) -> None:
+        """Insert the chained entries (one executemany) and move the head."""
+        self.session.execute(insert(AuditEntry), entries)
+        self.session.execute(
+            update(AuditChainHead)
+            .where(AuditChainHead.id == HEAD_ID)
+            .values(last_seq=last_seq, last_hash=last_hash)
+        )
 
     def head(self) -> AuditChainHead | None:
         return self.session.get(AuditChainHead, HEAD_ID)

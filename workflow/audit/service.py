@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Any
 
 from workflow.audit.chain import GENESIS_HASH, entry_hash
-from workflow.audit.models import AuditEntry
 from workflow.audit.repository import AuditRepository
 from workflow.db import utcnow
 
@@ -32,45 +31,27 @@ def append_entries(repo: AuditRepository, pending: list[PendingAuditEntry]) -> N
     made the changes, as its last step."""
     if not pending:
         return
-    head = repo.lock_head()
-    seq, prev = head.last_seq, head.last_hash
+    seq, prev = repo.lock_head()
     rows = []
     for p in pending:
         seq += 1
-        h = entry_hash(
-            seq=seq,
-            occurred_at=p.occurred_at,
-            actor_id=p.actor_id,
-            actor_name=p.actor_name,
-            unit_id=p.unit_id,
-            case_id=p.case_id,
-            document_id=p.document_id,
-            action=p.action,
-            object_type=p.object_type,
-            object_id=p.object_id,
-            details=p.details,
-            prev_hash=prev,
-        )
-        rows.append(
-            AuditEntry(
-                seq=seq,
-                occurred_at=p.occurred_at,
-                actor_id=p.actor_id,
-                actor_name=p.actor_name,
-                unit_id=p.unit_id,
-                case_id=p.case_id,
-                document_id=p.document_id,
-                action=p.action,
-                object_type=p.object_type,
-                object_id=p.object_id,
-                details=p.details,
-                prev_hash=prev,
-                entry_hash=h,
-            )
-        )
+        fields: dict[str, Any] = {
+            "seq": seq,
+            "occurred_at": p.occurred_at,
+            "actor_id": p.actor_id,
+            "actor_name": p.actor_name,
+            "unit_id": p.unit_id,
+            "case_id": p.case_id,
+            "document_id": p.document_id,
+            "action": p.action,
+            "object_type": p.object_type,
+            "object_id": p.object_id,
+            "details": p.details,
+        }
+        h = entry_hash(**fields, prev_hash=prev)
+        rows.append({**fields, "prev_hash": prev, "entry_hash": h})
         prev = h
-    repo.add_all(rows)
-    head.last_seq, head.last_hash = seq, prev
+    repo.append(rows, seq, prev)
 
 
 @dataclass(frozen=True)

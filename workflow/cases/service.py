@@ -100,6 +100,16 @@ def open_case(
     return case
 
 
+def ensure_open(case: Case) -> None:
+    """Closed cases take no new items, documents or versions."""
+    if case.status != "open":
+        raise ValidationFailed(
+            f"Sprawa {case.reference} jest zakończona.",
+            f"Case {case.reference} is closed.",
+            code="case_closed",
+        )
+
+
 def _case_not_found(reference: str) -> NotFound:
     return NotFound(
         f"Nie znaleziono sprawy {reference}.", f"Case {reference} not found.", code="case_not_found"
@@ -119,12 +129,7 @@ def case_for_filing(uow: UnitOfWork, unit: Unit, reference: str) -> Case:
     case = CaseRepository(uow.session).by_reference(reference)
     if case is None or case.unit_id != unit.id or not uow.actor.can_read_unit(case.unit_id):
         raise _case_not_found(reference)
-    if case.status != "open":
-        raise ValidationFailed(
-            f"Sprawa {reference} jest zakończona.",
-            f"Case {reference} is closed.",
-            code="case_closed",
-        )
+    ensure_open(case)
     return case
 
 
@@ -169,12 +174,7 @@ def add_document_to_case(
     if case is None or not uow.actor.can_read_unit(case.unit_id):
         raise _case_not_found(reference)
     uow.actor.require_role(case.unit_id, *OPENING_ROLES)
-    if case.status != "open":
-        raise ValidationFailed(
-            f"Sprawa {reference} jest zakończona.",
-            f"Case {reference} is closed.",
-            code="case_closed",
-        )
+    ensure_open(case)
     cls = JrwaRepository(uow.session).class_by_id(case.jrwa_class_id)
     (file,) = store_uploads(uow, store, [upload])
     n = DocumentRepository(uow.session).count_for_case(case.id) + 1
@@ -205,11 +205,7 @@ def add_document_version(
     uow.actor.require_role(doc.unit_id, *OPENING_ROLES)
     if doc.case_id is not None:
         case = CaseRepository(uow.session).by_id(doc.case_id)
-        if case is not None and case.status != "open":
-            raise ValidationFailed(
-                f"Sprawa {case.reference} jest zakończona.",
-                f"Case {case.reference} is closed.",
-                code="case_closed",
-            )
+        if case is not None:
+            ensure_open(case)
     (file,) = store_uploads(uow, store, [upload])
     return add_version(uow, doc, file, note)

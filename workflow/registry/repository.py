@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from workflow.db import insert_new_objects
 from workflow.registry.models import IncomingItem, NumberCounter, OutgoingItem
 
 
@@ -39,6 +40,9 @@ class RegistryRepository:
 
     def add(self, obj: IncomingItem | OutgoingItem) -> None:
         self.session.add(obj)
+
+    def insert_pending(self) -> None:
+        insert_new_objects(self.session)
 
     def incoming(self, item_id: uuid.UUID) -> IncomingItem | None:
         return self.session.get(IncomingItem, item_id)

@@ -131,6 +131,7 @@ def register_incoming_item(
         uow.actor.require_role(unit.id, *OPENING_ROLES)
 
     files = store_uploads(uow, store, uploads)
+    uow.flush()  # blob rows need no number: insert them before the counter lock is taken
 
     year = office_year(now)
     seq = NumberingRepository(uow.session).next_value(unit.id, "rpw", year)
@@ -205,7 +206,8 @@ def register_incoming_item(
         )
         documents.append((doc, f))
     try:
-        uow.flush()  # one flush for all rows: fewer round trips while the counters are locked
+        # One INSERT per table, without the ORM's per-row bookkeeping: the counters are locked.
+        RegistryRepository(uow.session).insert_pending()
     except IntegrityError:
         # A concurrent twin with the same idempotency key committed first.
         uow.rollback()
