@@ -39,7 +39,13 @@ def transaction_slots(request: Request) -> asyncio.Semaphore:
     state = request.app.state
     if getattr(state, "tx_slots", None) is None:
         c = container(request)
-        n = 1 if c.settings.is_sqlite else max(2, min(2 * c.settings.database_pool_size, 32))
+        s = c.settings
+        # Below the thread pool's 40 threads and within the connection pool (size + overflow).
+        n = (
+            1
+            if s.is_sqlite
+            else max(1, min(s.max_concurrent_transactions, 2 * s.database_pool_size, 32))
+        )
         state.tx_slots = asyncio.Semaphore(n)
     slots: asyncio.Semaphore = state.tx_slots
     return slots

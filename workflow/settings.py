@@ -23,6 +23,11 @@ class Settings(BaseSettings):
         None, description="SQLAlchemy URL; default is SQLite in data_dir (postgresql+psycopg://…)"
     )
     database_pool_size: int = 10
+    max_concurrent_transactions: int = Field(
+        8,
+        description="Transactions one API process runs at once (PostgreSQL; SQLite runs one). "
+        "Fewer threads competing for the GIL keep lock-holding transactions short.",
+    )
 
     s3_endpoint: str | None = Field(None, description="host:port of the S3 server; unset = local")
     s3_access_key: str = ""
