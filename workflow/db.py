@@ -102,7 +102,8 @@ def insert_new_objects(session: Session) -> None:
                 continue
             mapper = inspect(objs[0]).mapper
             rows = [_column_values(mapper, obj) for obj in objs]
-            session.execute(insert(mapper), rows)
+            # The Core table, not the mapped class: the ORM's bulk path costs ~1 ms a statement.
+            session.execute(insert(table), rows)
     for obj in pending:
         session.expunge(obj)
 

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.orm import Session
 
 from workflow.audit.models import AuditChainHead, AuditEntry
 
 HEAD_ID = 1
+HEAD = cast(Table, AuditChainHead.__table__)
+ENTRIES = cast(Table, AuditEntry.__table__)
 
 
 class AuditRepository:
@@ -23,19 +25,16 @@ class AuditRepository:
         Called last in a transaction to keep the lock short. The head row is created by the
         first migration."""
         row = self.session.execute(
-            select(AuditChainHead.last_seq, AuditChainHead.last_hash)
-            .where(AuditChainHead.id == HEAD_ID)
-            .with_for_update()
+            select(HEAD.c.last_seq, HEAD.c.last_hash).where(HEAD.c.id == HEAD_ID).with_for_update()
         ).one()
         return int(row[0]), str(row[1])
 
     def append(self, entries: list[dict[str, Any]], last_seq: int, last_hash: str) -> None:
         """Insert the chained entries (one executemany) and move the head."""
-        self.session.execute(insert(AuditEntry), entries)
+        # Core statements on the tables: this runs under the chain-head lock, keep it lean.
+        self.session.execute(insert(ENTRIES), entries)
         self.session.execute(
-            update(AuditChainHead)
-            .where(AuditChainHead.id == HEAD_ID)
-            .values(last_seq=last_seq, last_hash=last_hash)
+            update(HEAD).where(HEAD.c.id == HEAD_ID).values(last_seq=last_seq, last_hash=last_hash)
         )
 
     def head(self) -> AuditChainHead | None:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from workflow.db import insert_new_objects
 from workflow.registry.models import IncomingItem, NumberCounter, OutgoingItem
+
+COUNTERS = cast(Table, NumberCounter.__table__)
 
 
 class NumberingRepository:
@@ -23,13 +26,13 @@ class NumberingRepository:
         dialect = self.session.get_bind().dialect.name
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         upsert = (
-            insert(NumberCounter)
+            insert(COUNTERS)
             .values(unit_id=unit_id, series=series, year=year, last_value=1)
             .on_conflict_do_update(
                 index_elements=["unit_id", "series", "year"],
-                set_={"last_value": NumberCounter.last_value + 1},
+                set_={"last_value": COUNTERS.c.last_value + 1},
             )
-            .returning(NumberCounter.last_value)
+            .returning(COUNTERS.c.last_value)
         )
         return int(self.session.execute(upsert).scalar_one())
 
