@@ -82,15 +82,33 @@ class OrgRepository:
             )
         ).scalar_one_or_none()
 
-    def live_session(self, token_hash: str, kind: str, now: datetime) -> AuthSession | None:
-        return self.session.execute(
-            select(AuthSession).where(
+    def principal_rows(
+        self, token_hash: str, kind: str, now: datetime
+    ) -> Sequence[tuple[uuid.UUID, str, str, uuid.UUID | None, str | None, str | None]]:
+        """For a live session: (user id, username, full name, unit id, role, unit kind), one
+        row per role (a single row of Nones for a user without roles). One round trip: every
+        API request authenticates."""
+        rows = self.session.execute(
+            select(
+                User.id,
+                User.username,
+                User.full_name,
+                RoleAssignment.unit_id,
+                RoleAssignment.role,
+                Unit.kind,
+            )
+            .join(AuthSession, AuthSession.user_id == User.id)
+            .outerjoin(RoleAssignment, RoleAssignment.user_id == User.id)
+            .outerjoin(Unit, Unit.id == RoleAssignment.unit_id)
+            .where(
                 AuthSession.token_hash == token_hash,
                 AuthSession.kind == kind,
                 AuthSession.revoked_at.is_(None),
                 AuthSession.expires_at > now,
+                User.active.is_(True),
             )
-        ).scalar_one_or_none()
+        ).all()
+        return [(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
 
     def revoke_session(self, token_hash: str, now: datetime) -> None:
         self.session.execute(

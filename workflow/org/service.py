@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -82,32 +83,42 @@ def logout(uow: UnitOfWork, token: str) -> None:
 
 
 def principal_for(repo: OrgRepository, user: User) -> Principal:
+    return _principal(user.id, user.username, user.full_name, repo.roles_with_unit_kind(user.id))
+
+
+def _principal(
+    user_id: uuid.UUID,
+    username: str,
+    full_name: str,
+    grants: Iterable[tuple[uuid.UUID | None, str | None, str | None]],
+) -> Principal:
     roles: dict[uuid.UUID, set[str]] = {}
     citywide: set[str] = set()
-    for unit_id, role, unit_kind in repo.roles_with_unit_kind(user.id):
+    for unit_id, role, unit_kind in grants:
+        if unit_id is None or role is None:
+            continue
         roles.setdefault(unit_id, set()).add(role)
         if unit_kind == UnitKind.city_office and role in CITYWIDE_ROLES:
             citywide.add(role)
     return Principal(
-        user.id,
-        user.username,
-        user.full_name,
+        user_id,
+        username,
+        full_name,
         {k: frozenset(v) for k, v in roles.items()},
         citywide=frozenset(citywide),
     )
 
 
 def authenticate(uow: UnitOfWork, token: str, *, kind: str) -> Principal:
-    repo = OrgRepository(uow.session)
-    s = repo.live_session(_token_digest(token), kind, utcnow())
-    user = repo.user(s.user_id) if s else None
-    if user is None or not user.active:
+    rows = OrgRepository(uow.session).principal_rows(_token_digest(token), kind, utcnow())
+    if not rows:
         raise Unauthenticated(
             "Sesja wygasła lub jest nieważna. Zaloguj się ponownie.",
             "The session has expired or is invalid. Log in again.",
             code="invalid_token",
         )
-    return principal_for(repo, user)
+    user_id, username, full_name = rows[0][:3]
+    return _principal(user_id, username, full_name, (r[3:] for r in rows))
 
 
 def _require_admin(actor: Principal, unit_id: uuid.UUID | None = None) -> None:
