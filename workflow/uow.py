@@ -84,9 +84,15 @@ class UnitOfWork:
         try:
             self.session.flush()
             append_entries(AuditRepository(self.session), self._audit)
-            self.session.commit()
         except BaseException:
             self.rollback()
+            raise
+        try:
+            self.session.commit()
+        except BaseException:
+            # The COMMIT may have reached the database before the connection failed: the rows
+            # could exist, so their blobs must stay. Unreferenced ones are collected later.
+            self._rollback(compensate=False)
             raise
         self._audit.clear()
         self._on_rollback.clear()
@@ -99,15 +105,20 @@ class UnitOfWork:
         self._after_commit.clear()
 
     def rollback(self) -> None:
-        self.session.rollback()
-        self._audit.clear()
-        for fn in self._on_rollback:
-            try:
-                fn()
-            except Exception:
-                log.exception("rollback compensation failed")
-        self._on_rollback.clear()
-        self._done = True
+        self._rollback(compensate=True)
+
+    def _rollback(self, *, compensate: bool) -> None:
+        try:
+            self.session.rollback()
+        finally:
+            self._audit.clear()
+            for fn in self._on_rollback if compensate else ():
+                try:
+                    fn()
+                except Exception:
+                    log.exception("rollback compensation failed")
+            self._on_rollback.clear()
+            self._done = True
 
     def close(self) -> None:
         if not self._done:
