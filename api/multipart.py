@@ -25,7 +25,7 @@ from workflow.documents.filetypes import SNIFF_BYTES, reconcile
 from workflow.errors import PayloadTooLarge, ValidationFailed
 from workflow.ports import SpooledUpload
 
-MAX_FIELD_BYTES = 256 * 1024
+MAX_FIELD_BYTES = 256 * 1024  # one form field, and all of them together
 MAX_FILE_NAME_BYTES = 255
 
 
@@ -94,6 +94,7 @@ async def read_multipart(
     header_field = bytearray()
     header_value = bytearray()
     current: list[_Part] = []
+    field_bytes = [0]  # all non-file parts of the request, so many small fields cannot pile up
 
     def on_part_begin() -> None:
         current.append(_Part())
@@ -137,7 +138,8 @@ async def read_multipart(
         chunk = data[start:end]
         if part.file is None:
             part.buffer.extend(chunk)
-            if len(part.buffer) > MAX_FIELD_BYTES:
+            field_bytes[0] += len(chunk)
+            if field_bytes[0] > MAX_FIELD_BYTES:
                 raise ValidationFailed(
                     "Pole formularza jest zbyt duże.",
                     "A form field is too large.",

@@ -8,7 +8,7 @@ from datetime import datetime
 from api.schemas import CaseOut, DocumentOut, IncomingOut, OutgoingOut, VersionOut
 from workflow.cases.models import Case
 from workflow.cases.repository import CaseRepository
-from workflow.documents.models import Blob, Document
+from workflow.documents.models import Blob, Document, DocumentVersion
 from workflow.documents.repository import DocumentRepository
 from workflow.documents.service import StoredFile
 from workflow.jrwa.repository import JrwaRepository
@@ -40,12 +40,13 @@ class Presenter:
         case = self.cases.by_id(case_id)  # type: ignore[arg-type]
         return case.reference if case else None
 
+    def version(self, v: DocumentVersion) -> VersionOut:
+        blob = self.docs.blob(v.blob_id)
+        assert blob is not None
+        return _version_out(v.version_no, v.file_name, blob, v.created_at, v.note)
+
     def document(self, doc: Document) -> DocumentOut:
-        versions = []
-        for v in self.docs.versions(doc.id):
-            blob = self.docs.blob(v.blob_id)
-            assert blob is not None
-            versions.append(_version_out(v.version_no, v.file_name, blob, v.created_at, v.note))
+        versions = [self.version(v) for v in self.docs.versions(doc.id)]
         return _document_out(doc, self.case_reference(doc.case_id), versions)
 
     def incoming(self, item: IncomingItem, *, with_documents: bool = True) -> IncomingOut:

@@ -50,6 +50,12 @@ def need_real_services() -> dict[str, str]:
     return env
 
 
+def embedded_settings(data_dir: Path, **overrides: Any) -> Settings:
+    """Embedded settings whatever EZD_* the developer has exported (init values win)."""
+    return Settings(**{"data_dir": data_dir, "database_url": None, "s3_endpoint": None,
+                       **overrides})
+
+
 def _seed(settings: Settings) -> None:
     upgrade_database(settings.resolved_database_url)
     c = bootstrap(settings)
@@ -63,7 +69,7 @@ def _seed(settings: Settings) -> None:
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("sqlite-template")
-    _seed(Settings(data_dir=d))
+    _seed(embedded_settings(d))
     return d / "ezd.sqlite3"
 
 
@@ -107,7 +113,7 @@ def make_sqlite_backend(template: Path, tmp: Path, **overrides: Any) -> Backend:
     data = tmp / "data"
     data.mkdir()
     shutil.copy(template, data / "ezd.sqlite3")
-    settings = Settings(data_dir=data, **overrides)
+    settings = embedded_settings(data, **overrides)
     return Backend("embedded", settings, bootstrap(settings))
 
 

@@ -214,3 +214,15 @@ def test_duplicate_idempotency_key(backend: Backend, client: TestClient) -> None
     # Another clerk's key space is separate.
     other = register(client, token(client, "clerk.sp12"), letter_meta(), extra_headers=key)
     assert other.status_code == 201
+
+
+def test_many_small_fields_cannot_pile_up(backend: Backend, client: TestClient) -> None:
+    """Each form field is limited, and so are all of them together."""
+    h = token(client, "clerk.sp58")
+    before = snapshot(backend)
+    parts = [('form-data; name="meta"', {}, json.dumps(letter_meta()).encode())]
+    parts += [(f'form-data; name="pad{i}"', {}, b"x" * 60_000) for i in range(10)]
+    body, ctype = raw_multipart(parts)
+    r = client.post("/api/v1/incoming", headers={**h, "Content-Type": ctype}, content=body)
+    assert (r.status_code, error_code(r)) == (422, "field_too_large")
+    assert snapshot(backend) == before

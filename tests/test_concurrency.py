@@ -63,3 +63,50 @@ def test_fifty_concurrent_registrations_are_gapless_on_sqlite(sqlite_backend: Ba
     with live_server(create_app(sqlite_backend.container, start_worker=False)) as base:
         responses = _register_concurrently(base, N)
     _assert_gapless(sqlite_backend, responses)
+
+
+def test_concurrent_dispatch_of_one_item_succeeds_once(pg_backend: Backend) -> None:
+    """Two clerks dispatch the same outgoing item at once: the second waits for the first and
+    is refused, instead of both recording a dispatch."""
+    import threading
+
+    from workflow.errors import Conflict
+    from workflow.org.repository import OrgRepository
+    from workflow.org.service import principal_for
+    from workflow.registry.schemas import Party, RegisterOutgoing
+    from workflow.registry.service import dispatch_outgoing_item, register_outgoing_item
+    from workflow.uow import UnitOfWork
+
+    c = pg_backend.container
+    with c.uow() as uow:
+        repo = OrgRepository(uow.session)
+        user = repo.user_by_username("clerk.sp58")
+        assert user is not None
+        clerk = principal_for(repo, user)
+    with UnitOfWork(c.session_factory, clerk) as uow:
+        item = register_outgoing_item(uow, RegisterOutgoing(
+            subject="Odpowiedź", channel="paper", recipients=[Party(name="Anna Kowalska")]))
+        item_id = item.id
+        uow.commit()
+
+    first = UnitOfWork(c.session_factory, clerk)
+    dispatch_outgoing_item(first, item_id)  # holds the row lock until commit
+    outcome: list[str] = []
+
+    def second() -> None:
+        with UnitOfWork(c.session_factory, clerk) as uow:
+            try:
+                dispatch_outgoing_item(uow, item_id)
+                uow.commit()
+                outcome.append("dispatched")
+            except Conflict as e:
+                outcome.append(e.code)
+
+    t = threading.Thread(target=second)
+    t.start()
+    t.join(timeout=1.0)
+    assert t.is_alive(), "the second dispatch should wait for the first one's lock"
+    first.commit()
+    first.close()
+    t.join(timeout=10)
+    assert outcome == ["already_dispatched"]

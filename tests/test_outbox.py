@@ -347,3 +347,40 @@ def test_concurrent_workers_never_claim_the_same_event(pg_backend: Backend) -> N
     with pg_backend.container.session_factory() as s:
         assert s.execute(select(func.count()).select_from(OutboxEvent)
                          .where(OutboxEvent.status != "done")).scalar_one() == 0
+
+
+
+def test_a_worker_that_lost_its_lease_does_not_overwrite_the_result(backend: Backend) -> None:
+    """A handler that outlives its lease: another worker took the event and finished it; the
+    first one's late 'done' or 'failed' must not count."""
+    from datetime import timedelta
+
+    from workflow.db import utcnow
+    from workflow.outbox.models import OutboxEvent
+    from workflow.outbox.repository import OutboxRepository
+
+    with backend.container.uow() as uow:
+        uow.enqueue("test.slow", {"n": 1})
+        uow.commit()
+    now = utcnow()
+    first_lease = now + timedelta(minutes=5)
+    with backend.container.uow() as uow:
+        (event,) = OutboxRepository(uow.session).claim_due(now, first_lease, 10)
+        event_id = event.id
+        uow.commit()
+    later = first_lease + timedelta(seconds=1)
+    second_lease = later + timedelta(minutes=5)
+    with backend.container.uow() as uow:
+        (again,) = OutboxRepository(uow.session).claim_due(later, second_lease, 10)
+        assert again.id == event_id
+        uow.commit()
+    with backend.container.uow() as uow:
+        repo = OutboxRepository(uow.session)
+        assert repo.mark_done(event_id, first_lease, later) is False
+        repo.mark_failed(event_id, first_lease, "late failure", None)
+        assert repo.mark_done(event_id, second_lease, later) is True
+        uow.commit()
+    with backend.container.uow() as uow:
+        row = uow.session.get(OutboxEvent, event_id)
+        assert row is not None
+        assert (row.status, row.last_error) == ("done", None)

@@ -60,3 +60,13 @@ def test_school_auditor_reads_only_its_school(backend: Backend, client: TestClie
     # Auditors only read.
     r = register(client, city_auditor, letter_meta(unit="SP12"))
     assert r.status_code == 403
+
+
+def test_school_admin_lists_only_its_own_users(backend: Backend, client: TestClient) -> None:
+    school = client.get("/api/v1/users", headers=token(client, "admin.sp58"))
+    assert school.status_code == 200
+    names = {u["username"] for u in school.json()}
+    assert "clerk.sp58" in names and "clerk.sp12" not in names and "admin.wow" not in names
+    city = client.get("/api/v1/users", headers=token(client, "admin.wow")).json()
+    assert {"clerk.sp58", "clerk.sp12", "admin.wow"} <= {u["username"] for u in city}
+    assert client.get("/api/v1/users", headers=token(client, "clerk.sp58")).status_code == 403

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import DateTime, Engine, MetaData, Table, create_engine, event, insert, inspect
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Mapper, Session
 from sqlalchemy.types import TypeDecorator
 
@@ -119,3 +120,10 @@ def _column_values(mapper: Mapper[Any], obj: Any) -> dict[str, Any]:
             setattr(obj, attr.key, value)
         values[attr.key] = value
     return values
+
+
+def dialect_insert(session: Session) -> Any:
+    """The INSERT construct with ON CONFLICT support for the session's database."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert
+    return sqlite.insert

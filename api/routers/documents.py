@@ -48,15 +48,7 @@ async def add_version(document_id: uuid.UUID, request: Request, actor: Actor) ->
 
             def work() -> VersionOut:
                 v = add_document_version(uow, store, document_id, upload, note)
-                return VersionOut(
-                    version=v.version_no,
-                    file_name=v.file_name,
-                    size=upload.size,
-                    sha256=upload.sha256,
-                    media_type=upload.detected_type,
-                    created_at=v.created_at,
-                    note=v.note,
-                )
+                return Presenter(uow).version(v)
 
             return await run_in_threadpool(work)
 

@@ -7,7 +7,6 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from api.deps import Actor, UoW
 from api.schemas import DepartmentOut, UnitOut, UserOut
-from workflow.errors import Forbidden
 from workflow.org import service
 from workflow.org.models import Role, UnitKind
 from workflow.org.repository import OrgRepository
@@ -84,13 +83,7 @@ def create_department(code: str, body: DepartmentIn, uow: UoW, actor: Actor) -> 
 
 @router.get("/users", response_model=list[UserOut], summary="Users (admin)")
 def list_users(uow: UoW, actor: Actor) -> list[UserOut]:
-    if not actor.is_any_admin:
-        raise Forbidden(
-            "Operacja dostępna tylko dla administratora.", "Only an administrator may do this."
-        )
-    return [
-        UserOut.model_validate(u, from_attributes=True) for u in OrgRepository(uow.session).users()
-    ]
+    return [UserOut.model_validate(u, from_attributes=True) for u in service.list_users(uow)]
 
 
 @router.post("/users", response_model=UserOut, status_code=201, summary="Create a user (admin)")

@@ -23,6 +23,10 @@ class CaseRepository:
             select(Case).where(Case.reference == reference)
         ).scalar_one_or_none()
 
+    def lock(self, case_id: uuid.UUID) -> None:
+        """Hold the case row until commit (no-op on SQLite, where writers are serialised)."""
+        self.session.execute(select(Case.id).where(Case.id == case_id).with_for_update())
+
     def by_id(self, case_id: uuid.UUID) -> Case | None:
         return self.session.get(Case, case_id)
 

@@ -170,13 +170,13 @@ def add_document_to_case(
     uow: UnitOfWork, store: BlobStore, reference: str, cmd: AddDocument, upload: SpooledUpload
 ) -> Document:
     """File a new document (e.g. a draft reply or a note) in an open case."""
-    case = CaseRepository(uow.session).by_reference(reference)
-    if case is None or not uow.actor.can_read_unit(case.unit_id):
-        raise _case_not_found(reference)
+    case = readable_case(uow, uow.actor, reference)
     uow.actor.require_role(case.unit_id, *OPENING_ROLES)
     ensure_open(case)
     cls = JrwaRepository(uow.session).class_by_id(case.jrwa_class_id)
     (file,) = store_uploads(uow, store, [upload])
+    # Locked so two documents added at once do not both take the same number.
+    CaseRepository(uow.session).lock(case.id)
     n = DocumentRepository(uow.session).count_for_case(case.id) + 1
     return create_document(
         uow,

@@ -21,6 +21,11 @@ class DocumentRepository:
     def document(self, document_id: uuid.UUID) -> Document | None:
         return self.session.get(Document, document_id)
 
+    def lock(self, document_id: uuid.UUID) -> None:
+        self.session.execute(
+            select(Document.id).where(Document.id == document_id).with_for_update()
+        )
+
     def versions(self, document_id: uuid.UUID) -> Sequence[DocumentVersion]:
         return (
             self.session.execute(

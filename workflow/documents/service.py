@@ -153,6 +153,7 @@ def _add_version(
 def add_version(uow: UnitOfWork, doc: Document, file: StoredFile, note: str) -> DocumentVersion:
     """New content is a new version; registered versions are never changed (invariant 5)."""
     repo = DocumentRepository(uow.session)
+    repo.lock(doc.id)  # two new versions at once must not take the same number
     version_no = repo.last_version_no(doc.id) + 1
     version = _add_version(uow, repo, doc, file, version_no, note)
     uow.audit(

@@ -56,6 +56,14 @@ class OrgRepository:
     def users(self) -> Sequence[User]:
         return self.session.execute(select(User).order_by(User.username)).scalars().all()
 
+    def users_in_units(self, unit_ids: Sequence[uuid.UUID]) -> Sequence[User]:
+        return self.session.execute(
+            select(User)
+            .where(User.id.in_(select(RoleAssignment.user_id)
+                               .where(RoleAssignment.unit_id.in_(unit_ids))))
+            .order_by(User.username)
+        ).scalars().all()
+
     def roles_of(self, user_id: uuid.UUID) -> Sequence[RoleAssignment]:
         return (
             self.session.execute(select(RoleAssignment).where(RoleAssignment.user_id == user_id))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -187,6 +187,18 @@ def create_department(uow: UnitOfWork, unit_code: str, *, code: str, name: str) 
         details={"code": code, "name": name},
     )
     return dept
+
+
+def list_users(uow: UnitOfWork) -> Sequence[User]:
+    """The city's administrator sees every user; a unit's administrator only the users who
+    hold a role in the units they administer."""
+    actor = uow.actor
+    if not actor.is_any_admin:
+        _require_admin(actor)
+    repo = OrgRepository(uow.session)
+    if actor.is_admin:
+        return repo.users()
+    return repo.users_in_units(actor.units_with(Role.admin))
 
 
 def create_user(

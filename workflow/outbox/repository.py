@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from workflow.db import dialect_insert
 from workflow.outbox.models import OutboxEvent
 
 
@@ -41,10 +42,8 @@ class OutboxRepository:
     def enqueue_once(
         self, topic: str, payload: dict[str, object], dedupe_key: str, available_at: datetime
     ) -> None:
-        dialect = self.session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         self.session.execute(
-            insert(OutboxEvent)
+            dialect_insert(self.session)(OutboxEvent)
             .values(
                 id=uuid.uuid4(),
                 topic=topic,
@@ -58,10 +57,30 @@ class OutboxRepository:
             .on_conflict_do_nothing(index_elements=["dedupe_key"])
         )
 
-    def mark_failed(self, event_id: uuid.UUID, error: str, retry_at: datetime | None) -> None:
+    def mark_done(self, event_id: uuid.UUID, lease: datetime, now: datetime) -> bool:
+        """Mark the event done if this worker still holds its lease; False otherwise."""
+        result = self.session.execute(
+            update(OutboxEvent)
+            .where(*self._leased(event_id, lease))
+            .values(status="done", processed_at=now, last_error=None)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    @staticmethod
+    def _leased(event_id: uuid.UUID, lease: datetime) -> tuple[Any, ...]:
+        return (
+            OutboxEvent.id == event_id,
+            OutboxEvent.status == "running",
+            OutboxEvent.available_at == lease,
+        )
+
+    def mark_failed(
+        self, event_id: uuid.UUID, lease: datetime, error: str, retry_at: datetime | None
+    ) -> None:
+        """Record a failed attempt, unless the lease was lost to another worker meanwhile."""
         self.session.execute(
             update(OutboxEvent)
-            .where(OutboxEvent.id == event_id)
+            .where(*self._leased(event_id, lease))
             .values(
                 status="dead" if retry_at is None else "pending",
                 last_error=error[:4000],

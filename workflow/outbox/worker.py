@@ -72,19 +72,23 @@ class Worker:
             ]
             uow.commit()
         for event_id, topic, payload, attempts in claimed:
-            self._handle(event_id, topic, payload, attempts)
+            self._handle(event_id, topic, payload, attempts, now + self.lease)
         return len(claimed)
 
-    def _handle(self, event_id: Any, topic: str, payload: dict[str, Any], attempts: int) -> None:
+    def _handle(
+        self, event_id: Any, topic: str, payload: dict[str, Any], attempts: int, lease: datetime
+    ) -> None:
         handler = self.handlers.get(topic)
         try:
             if handler is None:
                 raise LookupError(f"no handler for topic {topic!r}")
             with UnitOfWork(self.session_factory) as uow:
                 handler(uow, payload)
-                event = OutboxRepository(uow.session).get(event_id)
-                if event is not None:
-                    event.status, event.processed_at, event.last_error = "done", utcnow(), None
+                if not OutboxRepository(uow.session).mark_done(event_id, lease, utcnow()):
+                    # The lease ran out and another worker took the event: its run counts.
+                    log.warning("outbox event %s: lease lost, result discarded", event_id)
+                    uow.rollback()
+                    return
                 uow.commit()
         except Exception as e:
             log.warning(
@@ -93,7 +97,7 @@ class Worker:
             retry_at = None if attempts >= self.max_attempts else utcnow() + self.backoff(attempts)
             with UnitOfWork(self.session_factory) as uow:
                 OutboxRepository(uow.session).mark_failed(
-                    event_id, "".join(traceback.format_exception_only(e)).strip(), retry_at
+                    event_id, lease, "".join(traceback.format_exception_only(e)).strip(), retry_at
                 )
                 uow.commit()
 

@@ -7,10 +7,9 @@ from collections.abc import Sequence
 from typing import cast
 
 from sqlalchemy import Table, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from workflow.db import insert_new_objects
+from workflow.db import dialect_insert, insert_new_objects
 from workflow.registry.models import IncomingItem, NumberCounter, OutgoingItem
 
 COUNTERS = cast(Table, NumberCounter.__table__)
@@ -23,10 +22,8 @@ class NumberingRepository:
     def next_value(self, unit_id: uuid.UUID, series: str, year: int) -> int:
         """Take the next number of (unit, series, year). The UPDATE row-locks the counter until
         the transaction ends; a rollback gives the number back, so numbers stay gapless."""
-        dialect = self.session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         upsert = (
-            insert(COUNTERS)
+            dialect_insert(self.session)(COUNTERS)
             .values(unit_id=unit_id, series=series, year=year, last_value=1)
             .on_conflict_do_update(
                 index_elements=["unit_id", "series", "year"],
@@ -83,8 +80,8 @@ class RegistryRepository:
             .all()
         )
 
-    def outgoing(self, item_id: uuid.UUID) -> OutgoingItem | None:
-        return self.session.get(OutgoingItem, item_id)
+    def outgoing(self, item_id: uuid.UUID, *, for_update: bool = False) -> OutgoingItem | None:
+        return self.session.get(OutgoingItem, item_id, with_for_update=for_update)
 
     def outgoing_register(
         self, unit_id: uuid.UUID, year: int, *, limit: int, offset: int

@@ -267,7 +267,8 @@ def register_outgoing_item(uow: UnitOfWork, cmd: RegisterOutgoing) -> OutgoingIt
 def dispatch_outgoing_item(
     uow: UnitOfWork, item_id: uuid.UUID, dispatched_at: datetime | None = None
 ) -> OutgoingItem:
-    item = RegistryRepository(uow.session).outgoing(item_id)
+    # Locked: two clerks dispatching at once must not both see it 'ready'.
+    item = RegistryRepository(uow.session).outgoing(item_id, for_update=True)
     if item is None or not uow.actor.can_read_unit(item.unit_id):
         raise NotFound("Nie znaleziono przesyłki.", "Item not found.", code="item_not_found")
     uow.actor.require_role(item.unit_id, Role.clerk)
@@ -309,6 +310,22 @@ def readable_unit(uow: UnitOfWork, actor: Principal, code: str | None) -> Unit:
     return unit
 
 
+def _opened_register(
+    uow: UnitOfWork, actor: Principal, unit_code: str | None, year: int | None, register: str
+) -> tuple[Unit, int]:
+    """The unit and year of a register the actor may read; the read is audited."""
+    unit = readable_unit(uow, actor, unit_code)
+    year = year or office_year(utcnow())
+    uow.audit(
+        "register.read",
+        "unit",
+        unit.id,
+        unit_id=unit.id,
+        details={"register": register, "year": year},
+    )
+    return unit, year
+
+
 def incoming_register(
     uow: UnitOfWork,
     actor: Principal,
@@ -318,18 +335,9 @@ def incoming_register(
     limit: int,
     offset: int,
 ) -> list[IncomingItem]:
-    unit = readable_unit(uow, actor, unit_code)
-    year = year or office_year(utcnow())
-    uow.audit(
-        "register.read",
-        "unit",
-        unit.id,
-        unit_id=unit.id,
-        details={"register": "incoming", "year": year},
-    )
-    return list(
-        RegistryRepository(uow.session).incoming_register(unit.id, year, limit=limit, offset=offset)
-    )
+    unit, year = _opened_register(uow, actor, unit_code, year, "incoming")
+    repo = RegistryRepository(uow.session)
+    return list(repo.incoming_register(unit.id, year, limit=limit, offset=offset))
 
 
 def outgoing_register(
@@ -341,8 +349,6 @@ def outgoing_register(
     limit: int,
     offset: int,
 ) -> list[OutgoingItem]:
-    unit = readable_unit(uow, actor, unit_code)
-    year = year or office_year(utcnow())
-    return list(
-        RegistryRepository(uow.session).outgoing_register(unit.id, year, limit=limit, offset=offset)
-    )
+    unit, year = _opened_register(uow, actor, unit_code, year, "outgoing")
+    repo = RegistryRepository(uow.session)
+    return list(repo.outgoing_register(unit.id, year, limit=limit, offset=offset))
