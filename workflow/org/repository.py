@@ -64,13 +64,6 @@ class OrgRepository:
             .order_by(User.username)
         ).scalars().all()
 
-    def roles_of(self, user_id: uuid.UUID) -> Sequence[RoleAssignment]:
-        return (
-            self.session.execute(select(RoleAssignment).where(RoleAssignment.user_id == user_id))
-            .scalars()
-            .all()
-        )
-
     def roles_with_unit_kind(self, user_id: uuid.UUID) -> Sequence[tuple[uuid.UUID, str, str]]:
         rows = self.session.execute(
             select(RoleAssignment.unit_id, RoleAssignment.role, Unit.kind)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from workflow.db import dialect_insert
@@ -35,9 +35,6 @@ class OutboxRepository:
             e.attempts += 1
             e.available_at = lease_until
         return events
-
-    def get(self, event_id: uuid.UUID) -> OutboxEvent | None:
-        return self.session.get(OutboxEvent, event_id)
 
     def enqueue_once(
         self, topic: str, payload: dict[str, object], dedupe_key: str, available_at: datetime
@@ -87,9 +84,3 @@ class OutboxRepository:
                 available_at=retry_at if retry_at is not None else OutboxEvent.available_at,
             )
         )
-
-    def counts(self) -> dict[str, int]:
-        rows = self.session.execute(
-            select(OutboxEvent.status, func.count()).group_by(OutboxEvent.status)
-        ).all()
-        return {status: int(n) for status, n in rows}
