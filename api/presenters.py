@@ -52,43 +52,23 @@ class Presenter:
     def incoming(self, item: IncomingItem, *, with_documents: bool = True) -> IncomingOut:
         jrwa = self.jrwa.class_by_id(item.jrwa_class_id) if item.jrwa_class_id else None
         docs: Sequence[Document] = self.docs.for_incoming(item.id) if with_documents else []
-        return IncomingOut(
-            id=item.id,
-            rpw_number=item.rpw_number,
-            unit=self.unit_code(item.unit_id),
-            case_reference=self.case_reference(item.case_id),
-            subject=item.subject,
-            sender=item.sender,
-            channel=item.channel,
-            received_at=item.received_at,
-            registered_at=item.registered_at,
-            sender_reference=item.sender_reference,
-            letter_date=item.letter_date,
-            attachments_count=item.attachments_count,
-            jrwa=jrwa.symbol if jrwa else None,
-            notes=item.notes,
-            documents=[self.document(d) for d in docs],
+        return _incoming_out(
+            item,
+            self.unit_code(item.unit_id),
+            self.case_reference(item.case_id),
+            jrwa.symbol if jrwa else None,
+            [self.document(d) for d in docs],
         )
 
     def registered(self, r: RegisteredItem) -> IncomingOut:
         """The answer to a registration, from what the service holds in memory."""
-        item, case_ref = r.item, r.case.reference if r.case else None
-        return IncomingOut(
-            id=item.id,
-            rpw_number=item.rpw_number,
-            unit=r.unit_code,
-            case_reference=case_ref,
-            subject=item.subject,
-            sender=item.sender,
-            channel=item.channel,
-            received_at=item.received_at,
-            registered_at=item.registered_at,
-            sender_reference=item.sender_reference,
-            letter_date=item.letter_date,
-            attachments_count=item.attachments_count,
-            jrwa=r.jrwa_symbol,
-            notes=item.notes,
-            documents=[self._new_document(d, f, case_ref) for d, f in r.documents],
+        case_ref = r.case.reference if r.case else None
+        return _incoming_out(
+            r.item,
+            r.unit_code,
+            case_ref,
+            r.jrwa_symbol,
+            [self._new_document(d, f, case_ref) for d, f in r.documents],
         )
 
     @staticmethod
@@ -171,4 +151,30 @@ def _document_out(doc: Document, case_ref: str | None, versions: list[VersionOut
         rights=doc.rights,
         case_reference=case_ref,
         versions=versions,
+    )
+
+
+def _incoming_out(
+    item: IncomingItem,
+    unit_code: str,
+    case_ref: str | None,
+    jrwa: str | None,
+    documents: list[DocumentOut],
+) -> IncomingOut:
+    return IncomingOut(
+        id=item.id,
+        rpw_number=item.rpw_number,
+        unit=unit_code,
+        case_reference=case_ref,
+        subject=item.subject,
+        sender=item.sender,
+        channel=item.channel,
+        received_at=item.received_at,
+        registered_at=item.registered_at,
+        sender_reference=item.sender_reference,
+        letter_date=item.letter_date,
+        attachments_count=item.attachments_count,
+        jrwa=jrwa,
+        notes=item.notes,
+        documents=documents,
     )
