@@ -125,7 +125,7 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--seconds", type=float, default=30)
     ap.add_argument("--warmup", type=float, default=5)
-    ap.add_argument("--workers", type=int, default=2, help="API processes")
+    ap.add_argument("--workers", type=int, default=3, help="API processes")
     ap.add_argument("--size", type=int, default=100 * 1024, help="attachment bytes")
     ap.add_argument("--port", type=int, default=8765)
     ap.add_argument("--units", type=int, default=1,
