@@ -14,9 +14,9 @@ so no slot is held while a client is slow to send.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
@@ -28,6 +28,7 @@ from workflow.principal import SYSTEM, Principal
 from workflow.uow import UnitOfWork
 
 SESSION_COOKIE = "ezd_session"
+T = TypeVar("T")
 
 
 def container(request: Request) -> Container:
@@ -66,6 +67,15 @@ async def transaction(request: Request, actor: Principal = SYSTEM) -> AsyncItera
             raise
         finally:
             await run_in_threadpool(uow.close)
+
+
+async def run_in_transaction(
+    request: Request, actor: Principal, work: Callable[[UnitOfWork], T]
+) -> T:
+    """Run blocking `work` in the thread pool inside one transaction (for endpoints that first
+    read an upload from the network, outside any transaction)."""
+    async with transaction(request, actor) as uow:
+        return await run_in_threadpool(work, uow)
 
 
 def bearer_or_cookie(request: Request) -> tuple[str, str] | None:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request
-from starlette.concurrency import run_in_threadpool
 
-from api.deps import Actor, UoW, container, transaction
+from api.deps import Actor, UoW, container, run_in_transaction
 from api.presenters import Presenter
 from api.routers.uploads import multipart_openapi, multipart_upload, one_file, parse_meta
 from api.schemas import CaseListOut, CaseOut, DocumentOut, RecordEntryOut
@@ -13,6 +12,7 @@ from workflow.cases import service
 from workflow.db import utcnow
 from workflow.registry.schemas import AddDocument, OpenCase
 from workflow.registry.service import acting_unit, department_of, readable_unit
+from workflow.uow import UnitOfWork
 
 router = APIRouter(prefix="/api/v1", tags=["cases"])
 
@@ -85,10 +85,9 @@ async def add_case_document(reference: str, request: Request, actor: Actor) -> D
     async with multipart_upload(request) as form:
         cmd = parse_meta(form, AddDocument)
         upload = one_file(form)
-        async with transaction(request, actor) as uow:
 
-            def work() -> DocumentOut:
-                doc = service.add_document_to_case(uow, store, reference, cmd, upload)
-                return Presenter(uow).document(doc)
+        def work(uow: UnitOfWork) -> DocumentOut:
+            doc = service.add_document_to_case(uow, store, reference, cmd, upload)
+            return Presenter(uow).document(doc)
 
-            return await run_in_threadpool(work)
+        return await run_in_transaction(request, actor, work)

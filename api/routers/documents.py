@@ -7,9 +7,8 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
-from starlette.concurrency import run_in_threadpool
 
-from api.deps import Actor, UoW, container, transaction
+from api.deps import Actor, UoW, container, run_in_transaction
 from api.presenters import Presenter
 from api.routers.uploads import multipart_openapi, multipart_upload, one_file
 from api.schemas import DocumentOut, VersionOut
@@ -17,6 +16,7 @@ from workflow.cases.service import add_document_version
 from workflow.documents.service import open_version, readable_document
 from workflow.errors import ValidationFailed
 from workflow.text import clean_text
+from workflow.uow import UnitOfWork
 
 router = APIRouter(prefix="/api/v1", tags=["documents"])
 
@@ -44,13 +44,11 @@ async def add_version(document_id: uuid.UUID, request: Request, actor: Actor) ->
         except ValueError:
             raise ValidationFailed(code="invalid_note") from None
 
-        async with transaction(request, actor) as uow:
+        def work(uow: UnitOfWork) -> VersionOut:
+            v = add_document_version(uow, store, document_id, upload, note)
+            return Presenter(uow).version(v)
 
-            def work() -> VersionOut:
-                v = add_document_version(uow, store, document_id, upload, note)
-                return Presenter(uow).version(v)
-
-            return await run_in_threadpool(work)
+        return await run_in_transaction(request, actor, work)
 
 
 @router.get(

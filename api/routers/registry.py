@@ -5,14 +5,14 @@ from __future__ import annotations
 import uuid
 
 from fastapi import APIRouter, Header, Query, Request
-from starlette.concurrency import run_in_threadpool
 
-from api.deps import Actor, UoW, container, transaction
+from api.deps import Actor, UoW, container, run_in_transaction
 from api.presenters import Presenter
 from api.routers.uploads import multipart_openapi, multipart_upload, parse_meta
 from api.schemas import IncomingListOut, IncomingOut, OutgoingOut
 from workflow.registry import service
 from workflow.registry.schemas import RegisterIncoming, RegisterOutgoing
+from workflow.uow import UnitOfWork
 
 router = APIRouter(prefix="/api/v1", tags=["registers"])
 
@@ -37,15 +37,12 @@ async def register_incoming(
     store = container(request).blob_store
     async with multipart_upload(request) as form:
         cmd = parse_meta(form, RegisterIncoming)
-        async with transaction(request, actor) as uow:
 
-            def work() -> IncomingOut:
-                result = service.register_incoming_item(
-                    uow, store, cmd, form.files, idempotency_key
-                )
-                return Presenter(uow).registered(result)
+        def work(uow: UnitOfWork) -> IncomingOut:
+            result = service.register_incoming_item(uow, store, cmd, form.files, idempotency_key)
+            return Presenter(uow).registered(result)
 
-            return await run_in_threadpool(work)
+        return await run_in_transaction(request, actor, work)
 
 
 @router.get("/incoming", response_model=IncomingListOut, summary="The incoming register")

@@ -126,8 +126,8 @@ def readable_case(uow: UnitOfWork, actor: Principal, reference: str) -> Case:
 
 def case_for_filing(uow: UnitOfWork, unit: Unit, reference: str) -> Case:
     """An open case of `unit` that a new item or document may join."""
-    case = CaseRepository(uow.session).by_reference(reference)
-    if case is None or case.unit_id != unit.id or not uow.actor.can_read_unit(case.unit_id):
+    case = readable_case(uow, uow.actor, reference)
+    if case.unit_id != unit.id:
         raise _case_not_found(reference)
     ensure_open(case)
     return case

@@ -35,21 +35,26 @@ from workflow.uow import UnitOfWork
 
 def acting_unit(uow: UnitOfWork, code: str | None, *roles: str) -> Unit:
     """The unit named by `code`, or the actor's only unit where they hold one of `roles`."""
+    unit = _named_or_only_unit(uow, code, uow.actor.units_with(*roles))
+    uow.actor.require_role(unit.id, *roles)
+    return unit
+
+
+def _named_or_only_unit(
+    uow: UnitOfWork, code: str | None, candidates: Sequence[uuid.UUID] | None
+) -> Unit:
+    """The unit named by `code`; without a code, the one unit in `candidates`."""
     repo = OrgRepository(uow.session)
     if code:
-        unit = get_unit(repo, code)
-    else:
-        candidates = uow.actor.units_with(*roles)
-        if len(candidates) != 1:
-            raise ValidationFailed(
-                "Wskaż jednostkę (pole unit): masz uprawnienia w kilku jednostkach lub w żadnej.",
-                "Name the unit (field unit): you hold roles in several units or in none.",
-                code="unit_required",
-            )
-        found = repo.unit(candidates[0])
-        assert found is not None
-        unit = found
-    uow.actor.require_role(unit.id, *roles)
+        return get_unit(repo, code)
+    if not candidates or len(candidates) != 1:
+        raise ValidationFailed(
+            "Wskaż jednostkę (pole unit): masz uprawnienia w kilku jednostkach lub w żadnej.",
+            "Name the unit (field unit): you hold roles in several units or in none.",
+            code="unit_required",
+        )
+    unit = repo.unit(candidates[0])
+    assert unit is not None
     return unit
 
 
@@ -291,20 +296,7 @@ def dispatch_outgoing_item(
 
 def readable_unit(uow: UnitOfWork, actor: Principal, code: str | None) -> Unit:
     """The unit named by `code` (or the actor's only unit) if the actor may read it."""
-    repo = OrgRepository(uow.session)
-    if code:
-        unit = get_unit(repo, code)
-    else:
-        readable = actor.readable_units()
-        if not readable or len(readable) != 1:
-            raise ValidationFailed(
-                "Wskaż jednostkę (parametr unit).",
-                "Name the unit (parameter unit).",
-                code="unit_required",
-            )
-        found = repo.unit(readable[0])
-        assert found is not None
-        unit = found
+    unit = _named_or_only_unit(uow, code, actor.readable_units())
     if not actor.can_read_unit(unit.id):
         raise Forbidden("Nie masz dostępu do tej jednostki.", "You have no access to this unit.")
     return unit
