@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from api.bootstrap import Container, bootstrap
 from api.errors import install_error_handlers
-from api.routers import audit, auth, cases, documents, jrwa, org, registry
+from api.routers import audit, auth, cases, documents, jrwa, org, processes, registry
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,7 @@ def create_app(c: Container | None = None, *, start_worker: bool | None = None) 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         container.blob_store.check()
+        container.deploy_library()
         stop = threading.Event()
         thread = None
         if run_worker:
@@ -54,7 +55,7 @@ def create_app(c: Container | None = None, *, start_worker: bool | None = None) 
     )
     app.state.container = container
     install_error_handlers(app)
-    for r in (auth, org, jrwa, registry, cases, documents, audit):
+    for r in (auth, org, jrwa, registry, cases, documents, audit, processes):
         app.include_router(r.router)
 
     @app.get("/", include_in_schema=False)

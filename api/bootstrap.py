@@ -5,6 +5,7 @@ Everything that picks an adapter for a port happens here, so the core never impo
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -17,6 +18,9 @@ from storage.local import LocalBlobStore
 from storage.s3 import S3BlobStore
 from workflow.db import make_engine
 from workflow.documents.service import collect_stray_blobs
+from workflow.engine.runtime import Engine as ProcessEngine
+from workflow.engine.runtime import engine_now
+from workflow.engine.sandbox import ScriptSandbox
 from workflow.outbox.worker import Periodic, Worker
 from workflow.ports import BlobStore
 from workflow.settings import Settings
@@ -30,12 +34,24 @@ class Container:
     session_factory: sessionmaker[Session]
     blob_store: BlobStore
     worker: Worker
+    engine_runtime: ProcessEngine
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.session_factory)
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+    def deploy_library(self) -> None:
+        deploy_process_library(self)
+
+    def fire_due_timers(self) -> int:
+        from workflow.processes.service import fire_due_timers
+
+        with self.uow() as uow:
+            fired = fire_due_timers(uow, self.engine_runtime, engine_now())
+            uow.commit()
+        return fired
 
 
 def make_blob_store(settings: Settings) -> BlobStore:
@@ -53,6 +69,22 @@ def make_blob_store(settings: Settings) -> BlobStore:
     return LocalBlobStore(settings.blob_dir)
 
 
+_sandboxes: dict[tuple[float, int, int], ScriptSandbox] = {}
+_sandbox_lock = threading.Lock()
+
+
+def shared_sandbox(time_limit_s: float, memory_mb: int, processes: int) -> ScriptSandbox:
+    """One pool of script processes per OS process (containers come and go in tests; the
+    pool's children are closed at exit)."""
+    key = (time_limit_s, memory_mb, processes)
+    with _sandbox_lock:
+        if key not in _sandboxes:
+            _sandboxes[key] = ScriptSandbox(
+                time_limit_s=time_limit_s, memory_limit_mb=memory_mb, processes=processes
+            )
+        return _sandboxes[key]
+
+
 def bootstrap(settings: Settings | None = None) -> Container:
     settings = settings or Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -64,11 +96,50 @@ def bootstrap(settings: Settings | None = None) -> Container:
     def collect(uow: UnitOfWork, _payload: dict[str, Any]) -> None:
         collect_stray_blobs(uow, store, grace)
 
+    runtime = ProcessEngine(
+        shared_sandbox(
+            settings.script_time_limit_seconds, settings.script_memory_mb, settings.script_processes
+        )
+    )
+    handlers = {"blobs.collect": collect, **process_handlers(runtime)}
     worker = Worker(
         session_factory=session_factory,
-        handlers={"blobs.collect": collect},
+        handlers=handlers,
         periodic=[Periodic("blobs.collect", timedelta(seconds=settings.blob_gc_interval_seconds))],
         max_attempts=settings.outbox_max_attempts,
         poll_seconds=settings.worker_poll_seconds,
     )
-    return Container(settings, engine, session_factory, store, worker)
+    container = Container(settings, engine, session_factory, store, worker, runtime)
+    worker.ticks.append(container.fire_due_timers)
+    return container
+
+
+def process_handlers(runtime: ProcessEngine) -> dict[str, Any]:
+    from workflow.processes.service import deliver_message, record_notification
+
+    def message(uow: UnitOfWork, payload: dict[str, Any]) -> None:
+        deliver_message(uow, runtime, payload)
+
+    return {
+        "process.message": message,
+        "notify": record_notification,
+        "finance.handover": record_notification,
+    }
+
+
+def deploy_process_library(container: Container) -> None:
+    """Deploy `bpmn/` (a new version of each changed file). Several processes starting at once
+    may race for the same version number: the loser retries and finds it deployed."""
+    from sqlalchemy.exc import IntegrityError
+
+    from workflow.processes.service import deploy_library
+
+    for attempt in range(3):
+        try:
+            with container.uow() as uow:
+                deploy_library(uow, container.engine_runtime, container.settings.bpmn_dir)
+                uow.commit()
+            return
+        except IntegrityError:
+            if attempt == 2:
+                raise

@@ -23,11 +23,13 @@ audit_app = typer.Typer(help="Audit trail", no_args_is_help=True)
 user_app = typer.Typer(help="Users and roles", no_args_is_help=True)
 jrwa_app = typer.Typer(help="JRWA file plans", no_args_is_help=True)
 blobs_app = typer.Typer(help="Blob store maintenance", no_args_is_help=True)
+bpmn_app = typer.Typer(help="Process definitions (BPMN)", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
 app.add_typer(user_app, name="user")
 app.add_typer(jrwa_app, name="jrwa")
 app.add_typer(blobs_app, name="blobs")
+app.add_typer(bpmn_app, name="bpmn")
 
 
 def _logging(settings: Settings) -> None:
@@ -45,6 +47,7 @@ def _upgrade(c: Container) -> None:
         uow.commit()
     for p in loaded:
         typer.echo(f"loaded file plan {p}")
+    c.deploy_library()
 
 
 @db_app.command("upgrade")
@@ -98,6 +101,7 @@ def worker() -> None:
     c = bootstrap()
     _logging(c.settings)
     c.blob_store.check()
+    c.deploy_library()
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: (stop.set(), c.worker.wake()))
@@ -236,6 +240,48 @@ def blobs_collect() -> None:
         )
         uow.commit()
     typer.echo(f"removed {n} stray blobs")
+
+
+@bpmn_app.command(
+    "check",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def bpmn_check(
+    files: list[Path],
+    run: bool = typer.Option(False, "--run", help="Also run executable models (conformance)"),
+) -> None:
+    """Check BPMN files: one JSON line per file with ok, executable, processes and error."""
+    from workflow.engine.conformance import main as check_main
+
+    raise typer.Exit(check_main([*(["--run"] if run else []), *map(str, files)]))
+
+
+@bpmn_app.command("deploy")
+def bpmn_deploy(
+    file: Path,
+    form: list[Path] = typer.Option([], "--form", help="A form file the definition names"),
+) -> None:
+    """Deploy a definition (with its forms, named relative to the BPMN file's folder)."""
+    import json
+
+    from workflow.processes.service import deploy_definition
+
+    c = bootstrap()
+    forms = {str(f.relative_to(file.parent)): json.loads(f.read_text("utf-8")) for f in form}
+    with c.uow() as uow:
+        d, new = deploy_definition(
+            uow,
+            c.engine_runtime,
+            file.read_bytes(),
+            forms,
+            filename=file.name,
+            source="upload",
+            max_bytes=c.settings.bpmn_max_bytes,
+            max_flow_nodes=c.settings.bpmn_max_flow_nodes,
+        )
+        uow.commit()
+    typer.echo(f"{d.key} version {d.version}" + ("" if new else " (unchanged)"))
+    c.dispose()
 
 
 def main() -> None:  # pragma: no cover

@@ -33,8 +33,13 @@ _counter = itertools.count()
 
 
 def real_services() -> dict[str, str] | None:
-    keys = ("EZD_TEST_DATABASE_URL", "EZD_TEST_S3_ENDPOINT", "EZD_TEST_S3_ACCESS_KEY",
-            "EZD_TEST_S3_SECRET_KEY", "EZD_TEST_S3_BUCKET")
+    keys = (
+        "EZD_TEST_DATABASE_URL",
+        "EZD_TEST_S3_ENDPOINT",
+        "EZD_TEST_S3_ACCESS_KEY",
+        "EZD_TEST_S3_SECRET_KEY",
+        "EZD_TEST_S3_BUCKET",
+    )
     env = {k: os.environ.get(k, "") for k in keys}
     return env if all(env.values()) else None
 
@@ -42,8 +47,10 @@ def real_services() -> dict[str, str] | None:
 def need_real_services() -> dict[str, str]:
     env = real_services()
     if env is None:
-        msg = ("PostgreSQL/S3 test servers are not configured (run `scripts/services.sh up` "
-               "and source .services/env, or use `make test`)")
+        msg = (
+            "PostgreSQL/S3 test servers are not configured (run `scripts/services.sh up` "
+            "and source .services/env, or use `make test`)"
+        )
         if IN_CI:
             pytest.fail(msg)
         pytest.skip(msg)
@@ -52,8 +59,9 @@ def need_real_services() -> dict[str, str]:
 
 def embedded_settings(data_dir: Path, **overrides: Any) -> Settings:
     """Embedded settings whatever EZD_* the developer has exported (init values win)."""
-    return Settings(**{"data_dir": data_dir, "database_url": None, "s3_endpoint": None,
-                       **overrides})
+    return Settings(
+        **{"data_dir": data_dir, "database_url": None, "s3_endpoint": None, **overrides}
+    )
 
 
 def _seed(settings: Settings) -> None:
@@ -63,6 +71,7 @@ def _seed(settings: Settings) -> None:
         load_shipped_plans(uow)
         seed_demo_organisation(uow)
         uow.commit()
+    c.deploy_library()
     c.dispose()
 
 
@@ -86,8 +95,12 @@ def pg_template() -> Iterator[str]:
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         conn.execute(text(f'CREATE DATABASE "{name}"'))
-    _seed(Settings(database_url=base.set(database=name).render_as_string(hide_password=False),
-                   data_dir=Path("/tmp")))
+    _seed(
+        Settings(
+            database_url=base.set(database=name).render_as_string(hide_password=False),
+            data_dir=Path("/tmp"),
+        )
+    )
     yield name
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -128,10 +141,13 @@ def make_pg_backend(template: str, tmp: Path, **overrides: Any) -> tuple[Backend
     settings = Settings(
         data_dir=tmp,
         database_url=base.set(database=name).render_as_string(hide_password=False),
-        s3_endpoint=env["EZD_TEST_S3_ENDPOINT"], s3_access_key=env["EZD_TEST_S3_ACCESS_KEY"],
-        s3_secret_key=env["EZD_TEST_S3_SECRET_KEY"], s3_bucket=env["EZD_TEST_S3_BUCKET"],
+        s3_endpoint=env["EZD_TEST_S3_ENDPOINT"],
+        s3_access_key=env["EZD_TEST_S3_ACCESS_KEY"],
+        s3_secret_key=env["EZD_TEST_S3_SECRET_KEY"],
+        s3_bucket=env["EZD_TEST_S3_BUCKET"],
         s3_secure=os.environ.get("EZD_TEST_S3_SECURE", "false") == "true",
-        s3_prefix=f"t-{uuid.uuid4().hex}/", **overrides,
+        s3_prefix=f"t-{uuid.uuid4().hex}/",
+        **overrides,
     )
     return Backend("postgres_s3", settings, bootstrap(settings)), name
 
@@ -145,8 +161,9 @@ def drop_pg_database(name: str) -> None:
     admin.dispose()
 
 
-def _backend(request: pytest.FixtureRequest, tmp_path: Path, overrides: dict[str, Any]
-             ) -> Iterator[Backend]:
+def _backend(
+    request: pytest.FixtureRequest, tmp_path: Path, overrides: dict[str, Any]
+) -> Iterator[Backend]:
     if request.param == "embedded":
         b = make_sqlite_backend(request.getfixturevalue("sqlite_template"), tmp_path, **overrides)
         yield b

@@ -7,6 +7,14 @@ from workflow.documents.models import Blob, Document, DocumentVersion
 from workflow.jrwa.models import JrwaClass, JrwaPlan
 from workflow.org.models import AuthSession, Department, RoleAssignment, Unit, User
 from workflow.outbox.models import OutboxEvent
+from workflow.processes.models import (
+    Incident,
+    MessageSubscription,
+    ProcessDefinition,
+    ProcessInstance,
+    ProcessTask,
+    Substitution,
+)
 from workflow.registry.models import IncomingItem, NumberCounter, OutgoingItem
 
 __all__ = [
@@ -19,13 +27,19 @@ __all__ = [
     "Department",
     "Document",
     "DocumentVersion",
+    "Incident",
     "IncomingItem",
     "JrwaClass",
     "JrwaPlan",
+    "MessageSubscription",
     "NumberCounter",
     "OutboxEvent",
     "OutgoingItem",
+    "ProcessDefinition",
+    "ProcessInstance",
+    "ProcessTask",
     "RoleAssignment",
+    "Substitution",
     "Unit",
     "User",
 ]

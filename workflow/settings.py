@@ -48,6 +48,17 @@ class Settings(BaseSettings):
     blob_gc_interval_seconds: int = 900
     outbox_max_attempts: int = 12
     worker_poll_seconds: float = 1.0
+    bpmn_dir: Path = Field(
+        Path(__file__).resolve().parent.parent / "bpmn",
+        description="Process library deployed at start (new versions when files change)",
+    )
+    bpmn_max_bytes: int = Field(5_000_000, description="Largest accepted BPMN upload")
+    bpmn_max_flow_nodes: int = Field(
+        400, description="Most flow elements in one definition (the engine recurses along flows)"
+    )
+    script_time_limit_seconds: float = Field(1.0, description="Wall-time limit of one script")
+    script_memory_mb: int = Field(256, description="Address-space limit of a script process")
+    script_processes: int = Field(2, description="Sandbox processes per ezd process")
     embedded_worker: bool = Field(True, description="Run the outbox worker inside `ezd serve`")
 
     host: str = "127.0.0.1"

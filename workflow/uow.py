@@ -58,6 +58,13 @@ class UnitOfWork:
             )
         )
 
+    def audit_mark(self) -> int:
+        return len(self._audit)
+
+    def audit_rewind(self, mark: int) -> None:
+        """Drop entries recorded after `mark` (their work was rolled back to a savepoint)."""
+        del self._audit[mark:]
+
     def enqueue(
         self,
         topic: str,

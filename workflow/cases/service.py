@@ -209,3 +209,20 @@ def add_document_version(
             ensure_open(case)
     (file,) = store_uploads(uow, store, [upload])
     return add_version(uow, doc, file, note)
+
+
+def close_case(uow: UnitOfWork, case: Case, reason: str) -> Case:
+    """Close a case (zakończenie sprawy). Idempotent: closing a closed case changes nothing."""
+    if case.status == "closed":
+        return case
+    case.status = "closed"
+    case.closed_at = utcnow()
+    uow.audit(
+        "case.closed",
+        "case",
+        case.id,
+        unit_id=case.unit_id,
+        case_id=case.id,
+        details={"reference": case.reference, "reason": reason[:500]},
+    )
+    return case

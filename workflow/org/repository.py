@@ -57,12 +57,30 @@ class OrgRepository:
         return self.session.execute(select(User).order_by(User.username)).scalars().all()
 
     def users_in_units(self, unit_ids: Sequence[uuid.UUID]) -> Sequence[User]:
-        return self.session.execute(
-            select(User)
-            .where(User.id.in_(select(RoleAssignment.user_id)
-                               .where(RoleAssignment.unit_id.in_(unit_ids))))
-            .order_by(User.username)
-        ).scalars().all()
+        return (
+            self.session.execute(
+                select(User)
+                .where(
+                    User.id.in_(
+                        select(RoleAssignment.user_id).where(RoleAssignment.unit_id.in_(unit_ids))
+                    )
+                )
+                .order_by(User.username)
+            )
+            .scalars()
+            .all()
+        )
+
+    def roles_of(self, user_id: uuid.UUID, unit_id: uuid.UUID) -> set[str]:
+        return set(
+            self.session.execute(
+                select(RoleAssignment.role).where(
+                    RoleAssignment.user_id == user_id, RoleAssignment.unit_id == unit_id
+                )
+            )
+            .scalars()
+            .all()
+        )
 
     def roles_with_unit_kind(self, user_id: uuid.UUID) -> Sequence[tuple[uuid.UUID, str, str]]:
         rows = self.session.execute(

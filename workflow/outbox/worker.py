@@ -44,6 +44,8 @@ class Worker:
     lease: timedelta = timedelta(minutes=5)
     batch: int = 20
     poll_seconds: float = 1.0
+    # Called once per loop turn, each in its own transaction (due process timers).
+    ticks: list[Callable[[], object]] = field(default_factory=list)
     _wake: threading.Event = field(default_factory=threading.Event)
 
     def backoff(self, attempts: int) -> timedelta:
@@ -108,6 +110,8 @@ class Worker:
                 self.schedule_periodic()
                 while self.run_once() and not stop.is_set():
                     pass
+                for tick in self.ticks:
+                    tick()
             except Exception:
                 log.exception("outbox worker loop failed; retrying")
             self._wake.wait(self.poll_seconds)

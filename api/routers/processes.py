@@ -1,0 +1,535 @@
+"""Processes over HTTP: the inbox and task actions, starting processes, definitions (upload with
+a preview, versions, BPMN XML), diagram data of an instance, incidents, substitutes."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.deps import Actor, UoW, container
+from workflow.cases.service import readable_case
+from workflow.engine.parsing import NS
+from workflow.errors import Forbidden, NotFound
+from workflow.org.repository import OrgRepository
+from workflow.processes import service
+from workflow.processes.models import ProcessDefinition, ProcessInstance, ProcessTask, TaskStatus
+from workflow.processes.repository import ProcessRepository
+from workflow.registry.service import acting_unit, readable_unit
+from workflow.uow import UnitOfWork
+
+router = APIRouter(prefix="/api/v1", tags=["processes"])
+
+FormData = dict[str, Any]
+
+
+class TaskOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    element_id: str
+    process: str
+    instance_id: uuid.UUID
+    unit: str
+    case_reference: str | None
+    lane: str | None
+    role: str
+    assignee: str | None
+    instruction: str | None
+    status: str
+    due_at: datetime | None
+    overdue: bool
+    created_at: datetime
+    completed_at: datetime | None
+    form: dict[str, Any] | None = None
+
+
+class CompleteTask(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    data: FormData = Field(default_factory=dict)
+
+
+class AssignTask(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    username: str = Field(min_length=1, max_length=80)
+    instruction: str | None = Field(None, max_length=2000)
+
+
+class StartProcess(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    unit: str | None = Field(None, max_length=20)
+    case_reference: str | None = Field(None, max_length=80)
+    data: FormData = Field(default_factory=dict)
+
+
+class InstanceOut(BaseModel):
+    id: uuid.UUID
+    process: str
+    version: int
+    unit: str
+    case_reference: str | None
+    status: str
+    started_at: datetime
+    ended_at: datetime | None
+    active_elements: list[str]
+    completed_elements: list[str]
+
+
+class DiagramOut(BaseModel):
+    instance_id: uuid.UUID
+    process: str
+    version: int
+    bpmn_xml: str
+    active_elements: list[str]
+    completed_elements: list[str]
+
+
+class DefinitionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    bpmn: str = Field(min_length=1, description="The BPMN 2.0 XML")
+    forms: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="JSON Schema forms by the file name the tasks use"
+    )
+    filename: str = Field("upload.bpmn", max_length=200)
+
+
+class DefinitionOut(BaseModel):
+    id: uuid.UUID
+    key: str
+    version: int
+    name: str
+    source: str
+    deployed_at: datetime
+    message_starts: list[str]
+
+
+class PreviewTask(BaseModel):
+    id: str
+    name: str | None
+    kind: str
+    lane: str | None
+    role: str | None
+    form: str | None
+
+
+class DefinitionPreview(BaseModel):
+    key: str
+    name: str
+    next_version: int
+    processes: list[str]
+    tasks: list[PreviewTask]
+    messages: list[str]
+    bpmn_xml: str
+
+
+class IncidentOut(BaseModel):
+    id: uuid.UUID
+    instance_id: uuid.UUID
+    unit: str
+    element_id: str | None
+    message: str
+    created_at: datetime
+
+
+class SubstitutionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    unit: str | None = Field(None, max_length=20)
+    user: str = Field(max_length=80)
+    substitute: str = Field(max_length=80)
+    starts_on: date
+    ends_on: date
+
+
+class SubstitutionOut(BaseModel):
+    id: uuid.UUID
+    unit: str
+    user: str
+    substitute: str
+    starts_on: date
+    ends_on: date
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+class _Names:
+    """Per-request lookups for presenting rows (unit codes, usernames, case references)."""
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.uow = uow
+        self.org = OrgRepository(uow.session)
+        self._units: dict[uuid.UUID, str] = {}
+        self._users: dict[uuid.UUID, str] = {}
+        self._cases: dict[uuid.UUID, str] = {}
+        self._instances: dict[uuid.UUID, ProcessInstance] = {}
+
+    def unit(self, unit_id: uuid.UUID) -> str:
+        if unit_id not in self._units:
+            u = self.org.unit(unit_id)
+            self._units[unit_id] = u.code if u else "?"
+        return self._units[unit_id]
+
+    def user(self, user_id: uuid.UUID | None) -> str | None:
+        if user_id is None:
+            return None
+        if user_id not in self._users:
+            u = self.org.user(user_id)
+            self._users[user_id] = u.username if u else "?"
+        return self._users[user_id]
+
+    def case(self, case_id: uuid.UUID | None) -> str | None:
+        if case_id is None:
+            return None
+        if case_id not in self._cases:
+            from workflow.cases.repository import CaseRepository
+
+            c = CaseRepository(self.uow.session).by_id(case_id)
+            self._cases[case_id] = c.reference if c else "?"
+        return self._cases[case_id]
+
+    def instance(self, instance_id: uuid.UUID) -> ProcessInstance:
+        if instance_id not in self._instances:
+            i = ProcessRepository(self.uow.session).instance(instance_id)
+            assert i is not None
+            self._instances[instance_id] = i
+        return self._instances[instance_id]
+
+    def task(self, t: ProcessTask, *, form: dict[str, Any] | None = None) -> TaskOut:
+        now = service.business_now()
+        return TaskOut(
+            id=t.id,
+            name=t.name,
+            element_id=t.element_id,
+            process=self.instance(t.instance_id).process_id,
+            instance_id=t.instance_id,
+            unit=self.unit(t.unit_id),
+            case_reference=self.case(t.case_id),
+            lane=t.lane,
+            role=t.role,
+            assignee=self.user(t.assignee_id),
+            instruction=t.instruction,
+            status=t.status,
+            due_at=t.due_at,
+            overdue=bool(t.due_at and t.status == TaskStatus.open and t.due_at < now),
+            created_at=t.created_at,
+            completed_at=t.completed_at,
+            form=form,
+        )
+
+    def instance_out(self, i: ProcessInstance) -> InstanceOut:
+        d = ProcessRepository(self.uow.session).definition(i.definition_id)
+        return InstanceOut(
+            id=i.id,
+            process=i.process_id,
+            version=d.version if d else 0,
+            unit=self.unit(i.unit_id),
+            case_reference=self.case(i.case_id),
+            status=i.status,
+            started_at=i.started_at,
+            ended_at=i.ended_at,
+            active_elements=list(i.active_elements or []),
+            completed_elements=list(i.completed_elements or []),
+        )
+
+
+def _definition_out(d: ProcessDefinition) -> DefinitionOut:
+    return DefinitionOut(
+        id=d.id,
+        key=d.key,
+        version=d.version,
+        name=d.name,
+        source=d.source,
+        deployed_at=d.deployed_at,
+        message_starts=list(d.message_starts or []),
+    )
+
+
+# -- inbox and tasks -----------------------------------------------------------------------------
+
+
+@router.get(
+    "/tasks", response_model=list[TaskOut], summary="My inbox: my tasks and my roles' pools"
+)
+def list_tasks(
+    uow: UoW,
+    actor: Actor,
+    status: str = Query("open", pattern="^(open|completed|cancelled)$"),
+    unit: str | None = Query(None, max_length=20),
+    case: str | None = Query(None, max_length=80, description="Case reference"),
+    due_before: datetime | None = None,
+    mine: bool = Query(False, description="Only tasks assigned to me (or those I substitute)"),
+    limit: int = Query(100, ge=1, le=500),
+    offset: int = Query(0, ge=0, le=1_000_000),
+) -> list[TaskOut]:
+    unit_id = readable_unit(uow, actor, unit).id if unit else None
+    case_id = readable_case(uow, actor, case).id if case else None
+    rows = service.inbox(
+        uow,
+        service.InboxFilter(
+            status=status,
+            unit_id=unit_id,
+            due_before=due_before,
+            case_id=case_id,
+            mine_only=mine,
+            limit=limit,
+            offset=offset,
+        ),
+    )
+    names = _Names(uow)
+    return [names.task(t) for t in rows]
+
+
+@router.get(
+    "/tasks/{task_id}", response_model=TaskOut, summary="A task with its form (JSON Schema)"
+)
+def get_task(task_id: uuid.UUID, uow: UoW, actor: Actor) -> TaskOut:
+    task = service.readable_task(uow, task_id)
+    return _Names(uow).task(task, form=service.form_schema(uow, task))
+
+
+@router.post(
+    "/tasks/{task_id}/complete",
+    response_model=TaskOut,
+    summary="Complete a task with its form data",
+)
+def complete_task(
+    task_id: uuid.UUID, body: CompleteTask, request: Request, uow: UoW, actor: Actor
+) -> TaskOut:
+    task = service.complete_task(uow, container(request).engine_runtime, task_id, body.data)
+    return _Names(uow).task(task)
+
+
+@router.post(
+    "/tasks/{task_id}/claim", response_model=TaskOut, summary="Take a task from the role's pool"
+)
+def claim_task(task_id: uuid.UUID, uow: UoW, actor: Actor) -> TaskOut:
+    return _Names(uow).task(service.claim_task(uow, task_id))
+
+
+@router.post(
+    "/tasks/{task_id}/release", response_model=TaskOut, summary="Give a task back to the pool"
+)
+def release_task(task_id: uuid.UUID, uow: UoW, actor: Actor) -> TaskOut:
+    return _Names(uow).task(service.release_task(uow, task_id))
+
+
+@router.post(
+    "/tasks/{task_id}/assign",
+    response_model=TaskOut,
+    summary="Reassign (dekretacja) with an instruction",
+)
+def assign_task(task_id: uuid.UUID, body: AssignTask, uow: UoW, actor: Actor) -> TaskOut:
+    return _Names(uow).task(service.reassign_task(uow, task_id, body.username, body.instruction))
+
+
+# -- instances -----------------------------------------------------------------------------------
+
+
+@router.post(
+    "/processes/{key}/start", response_model=InstanceOut, status_code=201, summary="Start a process"
+)
+def start_process(
+    key: str, body: StartProcess, request: Request, uow: UoW, actor: Actor
+) -> InstanceOut:
+    if body.case_reference:
+        case = readable_case(uow, actor, body.case_reference)
+        unit = OrgRepository(uow.session).unit(case.unit_id)
+        assert unit is not None
+    else:
+        case = None
+        unit = acting_unit(uow, body.unit, *service.STARTING_ROLES)
+    instance = service.start_process(
+        uow, container(request).engine_runtime, key, unit, case=case, data=body.data
+    )
+    return _Names(uow).instance_out(instance)
+
+
+@router.get(
+    "/process-instances/{instance_id}", response_model=InstanceOut, summary="A process instance"
+)
+def get_instance(instance_id: uuid.UUID, uow: UoW, actor: Actor) -> InstanceOut:
+    return _Names(uow).instance_out(service.readable_instance(uow, instance_id))
+
+
+@router.get(
+    "/process-instances/{instance_id}/diagram",
+    response_model=DiagramOut,
+    summary="BPMN XML of the instance's version with active and completed element ids",
+)
+def get_diagram(instance_id: uuid.UUID, uow: UoW, actor: Actor) -> DiagramOut:
+    i = service.readable_instance(uow, instance_id)
+    d = ProcessRepository(uow.session).definition(i.definition_id)
+    assert d is not None
+    return DiagramOut(
+        instance_id=i.id,
+        process=i.process_id,
+        version=d.version,
+        bpmn_xml=d.bpmn_xml,
+        active_elements=list(i.active_elements or []),
+        completed_elements=list(i.completed_elements or []),
+    )
+
+
+@router.get(
+    "/cases/{reference}/processes", response_model=list[InstanceOut], summary="Processes of a case"
+)
+def case_processes(reference: str, uow: UoW, actor: Actor) -> list[InstanceOut]:
+    case = readable_case(uow, actor, reference)
+    names = _Names(uow)
+    return [
+        names.instance_out(i) for i in ProcessRepository(uow.session).instances_for_case(case.id)
+    ]
+
+
+# -- definitions ---------------------------------------------------------------------------------
+
+
+@router.get(
+    "/process-definitions",
+    response_model=list[DefinitionOut],
+    summary="Deployed definitions, every version",
+)
+def list_definitions(uow: UoW, actor: Actor) -> list[DefinitionOut]:
+    return [_definition_out(d) for d in ProcessRepository(uow.session).definitions()]
+
+
+@router.get("/process-definitions/{key}/{version}/xml", summary="The BPMN XML of one version")
+def definition_xml(key: str, version: int, uow: UoW, actor: Actor) -> dict[str, Any]:
+    d = ProcessRepository(uow.session).definition_version(key, version)
+    if d is None:
+        raise NotFound(
+            "Nie ma takiej wersji definicji.",
+            "No such definition version.",
+            code="process_not_found",
+        )
+    return {"key": d.key, "version": d.version, "bpmn_xml": d.bpmn_xml, "forms": d.forms}
+
+
+def _require_admin(uow: UnitOfWork) -> None:
+    if not uow.actor.is_admin:
+        raise Forbidden(
+            "Definicje procesów wdraża administrator miasta.",
+            "Only the city's administrator deploys process definitions.",
+        )
+
+
+@router.post(
+    "/process-definitions/preview",
+    response_model=DefinitionPreview,
+    summary="Check an upload and show what would be deployed (nothing is stored)",
+)
+def preview_definition(
+    body: DefinitionIn, request: Request, uow: UoW, actor: Actor
+) -> DefinitionPreview:
+    _require_admin(uow)
+    settings = container(request).settings
+    check = service.check_definition(
+        container(request).engine_runtime,
+        body.bpmn.encode("utf-8"),
+        body.forms,
+        filename=body.filename,
+        max_bytes=settings.bpmn_max_bytes,
+        max_flow_nodes=settings.bpmn_max_flow_nodes,
+    )
+    latest = ProcessRepository(uow.session).latest_definition(check.key)
+    tasks = []
+    for el in check.parsed.root.xpath(
+        ".//bpmn:userTask|.//bpmn:manualTask|.//bpmn:serviceTask|.//bpmn:scriptTask", namespaces=NS
+    ):
+        lane = check.parsed.lanes.get(el.get("id", ""))
+        tasks.append(
+            PreviewTask(
+                id=el.get("id", ""),
+                name=el.get("name"),
+                kind=str(el.tag).split("}")[-1],
+                lane=lane,
+                role=service.lane_role(lane),
+                form=check.parsed.forms.get(el.get("id", "")),
+            )
+        )
+    return DefinitionPreview(
+        key=check.key,
+        name=check.name,
+        next_version=(latest.version + 1) if latest else 1,
+        processes=check.parsed.executable_ids,
+        tasks=tasks,
+        messages=check.parsed.messages,
+        bpmn_xml=body.bpmn,
+    )
+
+
+@router.post(
+    "/process-definitions",
+    response_model=DefinitionOut,
+    status_code=201,
+    summary="Deploy a definition",
+)
+def deploy(body: DefinitionIn, request: Request, uow: UoW, actor: Actor) -> DefinitionOut:
+    _require_admin(uow)
+    settings = container(request).settings
+    definition, _ = service.deploy_definition(
+        uow,
+        container(request).engine_runtime,
+        body.bpmn.encode("utf-8"),
+        body.forms,
+        filename=body.filename,
+        source="upload",
+        max_bytes=settings.bpmn_max_bytes,
+        max_flow_nodes=settings.bpmn_max_flow_nodes,
+    )
+    return _definition_out(definition)
+
+
+# -- incidents and substitutes -------------------------------------------------------------------
+
+
+@router.get(
+    "/incidents", response_model=list[IncidentOut], summary="Open incidents an admin can retry"
+)
+def list_incidents(uow: UoW, actor: Actor) -> list[IncidentOut]:
+    if not uow.actor.is_any_admin:
+        raise Forbidden()
+    scope = None if uow.actor.is_admin else uow.actor.units_with("admin")
+    names = _Names(uow)
+    return [
+        IncidentOut(
+            id=i.id,
+            instance_id=i.instance_id,
+            unit=names.unit(i.unit_id),
+            element_id=i.element_id,
+            message=i.message,
+            created_at=i.created_at,
+        )
+        for i in ProcessRepository(uow.session).open_incidents(scope)
+    ]
+
+
+@router.post(
+    "/incidents/{incident_id}/retry", response_model=InstanceOut, summary="Retry the failed step"
+)
+def retry_incident(incident_id: uuid.UUID, request: Request, uow: UoW, actor: Actor) -> InstanceOut:
+    instance = service.retry_incident(uow, container(request).engine_runtime, incident_id)
+    return _Names(uow).instance_out(instance)
+
+
+@router.post(
+    "/substitutions",
+    response_model=SubstitutionOut,
+    status_code=201,
+    summary="Set a substitute during absence",
+)
+def add_substitution(body: SubstitutionIn, uow: UoW, actor: Actor) -> SubstitutionOut:
+    unit = readable_unit(uow, actor, body.unit)
+    s = service.add_substitution(
+        uow, unit, body.user, body.substitute, body.starts_on, body.ends_on
+    )
+    return SubstitutionOut(
+        id=s.id,
+        unit=unit.code,
+        user=body.user,
+        substitute=body.substitute,
+        starts_on=s.starts_on,
+        ends_on=s.ends_on,
+    )

@@ -1,0 +1,1 @@
+"""Processes: BPMN definitions, instances, human tasks, timers and messages."""

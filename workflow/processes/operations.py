@@ -1,0 +1,191 @@
+"""Domain operations that service tasks call by name.
+
+A definition's service task names one of `OPERATIONS` and passes parameters as expressions; the
+engine never runs code from the definition for them. Each operation acts in the instance's unit
+and case, inside the caller's transaction, and returns plain data for the task's result variable.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from workflow.cases.repository import CaseRepository
+from workflow.cases.service import close_case
+from workflow.db import utcnow
+from workflow.engine.scripting import UnknownOperation
+from workflow.errors import DomainError
+from workflow.org.models import Unit
+from workflow.processes.deadlines import KINDS, UnknownDeadlineKind, statutory_deadline
+from workflow.processes.models import ProcessInstance
+from workflow.uow import UnitOfWork
+
+
+@dataclass(frozen=True)
+class OperationContext:
+    uow: UnitOfWork
+    instance: ProcessInstance
+    unit: Unit
+    data: Mapping[str, Any]
+
+
+class OperationFailed(Exception):
+    """A service operation refused its input: the task becomes an incident."""
+
+
+Operation = Callable[[OperationContext, dict[str, Any]], Any]
+
+
+def _started_at(ctx: OperationContext) -> datetime:
+    raw = ctx.data.get("registered_at") or ctx.data.get("received_at")
+    if isinstance(raw, str):
+        try:
+            parsed = datetime.fromisoformat(raw)
+            if parsed.tzinfo is not None:
+                return parsed
+        except ValueError:
+            pass
+    return ctx.instance.started_at or utcnow()
+
+
+def compute_deadline(ctx: OperationContext, params: dict[str, Any]) -> str:
+    kind = str(params.get("kind", "kpa_35_1m"))
+    try:
+        return statutory_deadline(kind, _started_at(ctx)).isoformat()
+    except UnknownDeadlineKind as e:
+        raise OperationFailed(
+            f"unknown deadline kind {kind!r}; known: {sorted(KINDS)} or days:N"
+        ) from e
+
+
+def _case(ctx: OperationContext) -> Any:
+    if ctx.instance.case_id is None:
+        raise OperationFailed("the process has no case")
+    case = CaseRepository(ctx.uow.session).by_id(ctx.instance.case_id)
+    if case is None:
+        raise OperationFailed("the process's case is gone")
+    return case
+
+
+def op_close_case(ctx: OperationContext, params: dict[str, Any]) -> bool:
+    close_case(ctx.uow, _case(ctx), str(params.get("reason") or "zakończenie procesu"))
+    return True
+
+
+def register_outgoing(ctx: OperationContext, params: dict[str, Any]) -> str:
+    from workflow.registry.schemas import Party, RegisterOutgoing
+    from workflow.registry.service import register_outgoing_item
+
+    case = _case(ctx) if ctx.instance.case_id else None
+    addressee = str(params.get("addressee") or ctx.data.get("sender_name") or "Adresat sprawy")
+    cmd = RegisterOutgoing(
+        unit=ctx.unit.code,
+        subject=str(params.get("subject") or ctx.data.get("subject") or "Odpowiedź")[:500],
+        recipients=[Party(name=addressee[:200])],
+        channel=str(params.get("channel") or "epuap"),
+        case_reference=case.reference if case else None,
+    )
+    return register_outgoing_item(ctx.uow, cmd).number
+
+
+def send_official_letter(ctx: OperationContext, params: dict[str, Any]) -> str:
+    """Sends `pismo_urzedowe` to another unit; its reply comes back correlated by this case."""
+    to_unit = str(params.get("to_unit") or "")
+    if not to_unit:
+        raise OperationFailed("to_unit is required")
+    key = ctx.instance.correlation_key or str(ctx.instance.id)
+    ctx.uow.enqueue(
+        "process.message",
+        {
+            "name": "pismo_urzedowe",
+            "payload": {
+                "subject": str(params.get("subject") or "")[:500],
+                "body": str(params.get("body") or "")[:20000],
+                "from_unit": ctx.unit.code,
+                "correlation_key": key,
+            },
+            "correlation_key": key,
+            "from_instance": str(ctx.instance.id),
+            "to_unit": to_unit,
+        },
+    )
+    ctx.uow.audit(
+        "letter.sent",
+        "process_instance",
+        ctx.instance.id,
+        unit_id=ctx.unit.id,
+        case_id=ctx.instance.case_id,
+        details={"to_unit": to_unit, "subject": str(params.get("subject") or "")[:200]},
+    )
+    return key
+
+
+def notify(ctx: OperationContext, params: dict[str, Any]) -> bool:
+    ctx.uow.enqueue(
+        "notify",
+        {
+            "recipient": str(params.get("recipient") or ""),
+            "template": str(params.get("template") or ""),
+            "unit": ctx.unit.code,
+            "instance": str(ctx.instance.id),
+            "case_reference": ctx.instance.correlation_key,
+        },
+        dedupe_key=f"notify:{ctx.instance.id}:{uuid.uuid4()}",
+    )
+    return True
+
+
+def hand_over_to_finance(ctx: OperationContext, params: dict[str, Any]) -> bool:
+    ctx.uow.enqueue(
+        "finance.handover",
+        {
+            "unit": ctx.unit.code,
+            "invoice_number": str(params.get("invoice_number") or ""),
+            "amount": str(params.get("amount") or ""),
+            "case_reference": ctx.instance.correlation_key,
+        },
+    )
+    ctx.uow.audit(
+        "invoice.handed_over",
+        "process_instance",
+        ctx.instance.id,
+        unit_id=ctx.unit.id,
+        case_id=ctx.instance.case_id,
+        details={"invoice_number": str(params.get("invoice_number") or "")},
+    )
+    return True
+
+
+OPERATIONS: dict[str, Operation] = {
+    "compute_deadline": compute_deadline,
+    "close_case": op_close_case,
+    "register_outgoing_item": register_outgoing,
+    "send_official_letter": send_official_letter,
+    "notify": notify,
+    "hand_over_to_finance": hand_over_to_finance,
+}
+
+
+def call_operation(ctx: OperationContext, name: str, params: dict[str, Any]) -> Any:
+    op = OPERATIONS.get(name)
+    if op is None:
+        raise UnknownOperation(f"unknown service operation {name!r}")
+    # A failed operation leaves nothing behind: its writes roll back to a savepoint, its audit
+    # entries and outbox events are dropped, and the task becomes an incident.
+    mark = ctx.uow.audit_mark()
+    savepoint = ctx.uow.session.begin_nested()
+    try:
+        result = op(ctx, params)
+        savepoint.commit()
+        return result
+    except OperationFailed as e:
+        savepoint.rollback()
+        ctx.uow.audit_rewind(mark)
+        raise UnknownOperation(f"{name}: {e}") from e
+    except DomainError as e:
+        savepoint.rollback()
+        ctx.uow.audit_rewind(mark)
+        raise UnknownOperation(f"{name}: {e.message_en}") from e
