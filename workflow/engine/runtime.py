@@ -275,7 +275,10 @@ class Engine:
             wf.refresh_timers()
             wf.do_engine_steps()
         except Exception as e:
-            if _infrastructure_failure(e) or not (is_script_failure(e) or _is_workflow_error(e)):
+            # User code failing (even when the sandbox saw an OSError underneath) is an
+            # incident; a database or I/O failure elsewhere fails the transaction.
+            script_failure = is_script_failure(e)
+            if not script_failure and (_infrastructure_failure(e) or not _is_workflow_error(e)):
                 raise
             failed = wf.get_tasks(state=TaskState.ERROR)
             element = failed[0].task_spec.bpmn_id if failed else getattr(e, "task_spec", None)

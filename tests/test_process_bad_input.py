@@ -1,0 +1,166 @@
+"""Hostile or broken process definitions: refused at upload with a clear error, or failing at
+run time as an incident, with no side effect outside the engine and no other instance affected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.bpmn_models import FORMS, review_model
+from tests.conftest import Backend
+from tests.helpers import error_code
+from tests.test_processes import (
+    CITY_ADMIN,
+    HANDLER,
+    HEAD,
+    complete,
+    deploy,
+    inbox,
+    new_case,
+    only,
+    start,
+    token,
+)
+
+def refused(client: TestClient, bpmn: str, forms: dict[str, Any] | None = None) -> Any:
+    r = deploy(client, bpmn, forms)
+    assert 400 <= r.status_code < 500, r.text
+    return r
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        "import os",
+        "__import__('os').system('touch /tmp/ezd-pwned')",
+        "x = ().__class__.__base__.__subclasses__()",
+        "open('/tmp/ezd-pwned', 'w').write('x')",
+        "x = (lambda: 0).__globals__",
+    ],
+)
+def test_scripts_that_reach_outside_are_refused_at_upload(
+    sqlite_backend: Backend, script: str
+) -> None:
+    with sqlite_backend.client() as client:
+        r = refused(client, review_model(script=script))
+        assert error_code(r) == "bpmn_script_refused"
+        assert "calc" in r.json()["error"]["message_en"]
+    assert not Path("/tmp/ezd-pwned").exists()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "code"),
+    [
+        ({"condition": "len(decision) > 0 and __import__('os')"}, "bpmn_script_refused"),
+        ({"condition": "open('/etc/passwd')"}, "bpmn_script_refused"),
+        ({"timer": "compute()"}, "bpmn_script_refused"),
+        ({"operator": "os_system"}, "bpmn_unknown_operation"),
+    ],
+)
+def test_calls_in_conditions_and_timers_and_unknown_operations(
+    sqlite_backend: Backend, kwargs: dict[str, str], code: str
+) -> None:
+    with sqlite_backend.client() as client:
+        assert error_code(refused(client, review_model(**kwargs))) == code
+
+
+def test_xml_attacks_and_non_bpmn(sqlite_backend: Backend) -> None:
+    billion_laughs = (
+        '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+        '<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]>'
+        '<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL">&lol2;'
+        "</bpmn:definitions>"
+    )
+    xxe = (
+        '<?xml version="1.0"?><!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+        '<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL">&x;'
+        "</bpmn:definitions>"
+    )
+    xinclude = review_model().replace(
+        "<bpmn:process ",
+        '<xi:include xmlns:xi="http://www.w3.org/2001/XInclude" href="/etc/passwd" parse="text"/>'
+        "<bpmn:process ",
+    )
+    with sqlite_backend.client() as client:
+        for bad in (billion_laughs, xxe, xinclude):
+            r = refused(client, bad)
+            assert error_code(r) == "xml_refused", r.text
+        assert error_code(refused(client, "<html><body>hello</body></html>")) == "bpmn_refused"
+        assert error_code(refused(client, "not xml at all")) == "xml_malformed"
+        assert error_code(refused(client, review_model().replace("</bpmn:process>", ""))) == (
+            "xml_malformed"
+        )
+        # Schema-invalid BPMN (an element BPMN does not have) is refused too.
+        odd = review_model().replace('<bpmn:endEvent id="end">', '<bpmn:endThing id="x"/><bpmn:endEvent id="end">')
+        assert error_code(refused(client, odd)) == "bpmn_refused"
+
+
+def test_too_many_elements_is_refused(sqlite_backend: Backend) -> None:
+    tasks = "".join(
+        f'<bpmn:task id="t{i}"><bpmn:incoming>s{i}</bpmn:incoming><bpmn:outgoing>s{i + 1}</bpmn:outgoing></bpmn:task>'
+        f'<bpmn:sequenceFlow id="s{i + 1}" sourceRef="t{i}" targetRef="t{i + 1}"/>'
+        for i in range(3000)
+    )
+    big = (
+        '<?xml version="1.0"?><bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
+        'id="d" targetNamespace="x"><bpmn:process id="big" isExecutable="true">'
+        '<bpmn:startEvent id="start"><bpmn:outgoing>s0</bpmn:outgoing></bpmn:startEvent>'
+        '<bpmn:sequenceFlow id="s0" sourceRef="start" targetRef="t0"/>'
+        + tasks
+        + '<bpmn:endEvent id="t3000"><bpmn:incoming>s3000</bpmn:incoming></bpmn:endEvent>'
+        "</bpmn:process></bpmn:definitions>"
+    )
+    with sqlite_backend.client() as client:
+        r = refused(client, big)
+        assert r.status_code == 413 and error_code(r) in ("bpmn_too_large", "xml_too_many_elements")
+
+
+def test_missing_or_broken_forms_and_unknown_lanes(sqlite_backend: Backend) -> None:
+    with sqlite_backend.client() as client:
+        forms = dict(FORMS)
+        forms.pop("forms/handle.schema.json")
+        assert error_code(refused(client, review_model(), forms)) == "bpmn_form_missing"
+        broken = {**FORMS, "forms/handle.schema.json": {"type": "no-such-type"}}
+        assert error_code(refused(client, review_model(), broken)) == "bpmn_form_invalid"
+        assert error_code(refused(client, review_model().replace('name="Referent"', 'name="Kucharz"'))) == (
+            "bpmn_unknown_lane"
+        )
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        "while True:\n    pass",
+        "x = sum(range(10**11))",
+        "x = 10**10**10",
+        "x = 'a' * 10**10",
+        "x = []\nwhile True:\n    x.append([0] * 100000)",
+        "x = '{0.__class__}'.format(1)",
+    ],
+)
+def test_runaway_scripts_become_incidents_and_others_go_on(
+    backend: Backend, client: TestClient, script: str
+) -> None:
+    """A script that loops, allocates without end or reaches for internals at run time is
+    stopped; its instance gets an incident, another instance of the same unit goes on."""
+    assert deploy(client, review_model(script=script)).status_code == 201
+    victim = start(client, "test_review", new_case(client)).json()
+    bystander = start(client, "test_review", new_case(client)).json()
+    for task in [t for t in inbox(client, HEAD) if t["instance_id"] == victim["id"]]:
+        complete(client, HEAD, task["id"], {"handler": HANDLER})
+    handle = next(t for t in inbox(client, HANDLER) if t["instance_id"] == victim["id"])
+    complete(client, HANDLER, handle["id"], {"reply_summary": "x"})
+    approve = next(t for t in inbox(client, HEAD) if t["element_id"] == "approve")
+    assert complete(client, HEAD, approve["id"], {"decision": "approve"}).status_code == 200
+    state = client.get(f"/api/v1/process-instances/{victim['id']}", headers=token(client, HEAD))
+    assert state.json()["status"] == "incident"
+    incidents = client.get("/api/v1/incidents", headers=token(client, CITY_ADMIN)).json()
+    assert [i["instance_id"] for i in incidents] == [victim["id"]]
+    assert "ScriptError" in incidents[0]["message"]
+    # The other instance is untouched and still works.
+    other = next(t for t in inbox(client, HEAD) if t["instance_id"] == bystander["id"])
+    assert complete(client, HEAD, other["id"], {"handler": HANDLER}).status_code == 200
+    assert only(inbox(client, HANDLER), "handle")["instance_id"] == bystander["id"]
