@@ -101,7 +101,7 @@ def bootstrap(settings: Settings | None = None) -> Container:
             settings.script_time_limit_seconds, settings.script_memory_mb, settings.script_processes
         )
     )
-    handlers = {"blobs.collect": collect, **process_handlers(runtime)}
+    handlers = {"blobs.collect": collect, **process_handlers(runtime, settings)}
     worker = Worker(
         session_factory=session_factory,
         handlers=handlers,
@@ -114,11 +114,11 @@ def bootstrap(settings: Settings | None = None) -> Container:
     return container
 
 
-def process_handlers(runtime: ProcessEngine) -> dict[str, Any]:
+def process_handlers(runtime: ProcessEngine, settings: Settings) -> dict[str, Any]:
     from workflow.processes.service import deliver_message, record_notification
 
     def message(uow: UnitOfWork, payload: dict[str, Any]) -> None:
-        deliver_message(uow, runtime, payload)
+        deliver_message(uow, runtime, payload, internal_jrwa=settings.internal_letter_jrwa)
 
     return {
         "process.message": message,

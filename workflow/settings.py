@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     bpmn_max_flow_nodes: int = Field(
         400, description="Most flow elements in one definition (the engine recurses along flows)"
     )
+    internal_letter_jrwa: str = Field(
+        "43178", description="JRWA class of a case opened for a letter from another unit"
+    )
     script_time_limit_seconds: float = Field(1.0, description="Wall-time limit of one script")
     script_memory_mb: int = Field(256, description="Address-space limit of a script process")
     script_processes: int = Field(2, description="Sandbox processes per ezd process")

@@ -30,7 +30,8 @@ class Case(Base):
     year: Mapped[int]
     title: Mapped[str] = mapped_column(String(500))
     status: Mapped[str] = mapped_column(String(20), default=CaseStatus.open)
-    opened_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    # None when ezd itself opened the case (a letter delivered from another unit).
+    opened_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
     opened_at: Mapped[datetime] = mapped_column(default=utcnow)
     handler_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
     closed_at: Mapped[datetime | None]

@@ -80,7 +80,7 @@ def open_case(
         seq=seq,
         year=year,
         title=title,
-        opened_by=uow.actor.user_id,
+        opened_by=None if uow.actor.system else uow.actor.user_id,
         opened_at=now,
     )
     CaseRepository(uow.session).add(case)

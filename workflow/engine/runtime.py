@@ -356,8 +356,23 @@ class Engine:
     def catch_message(
         name: str, payload: Any, correlations: Mapping[str, Any] | None = None
     ) -> Callable[[BpmnWorkflow], None]:
+        """SpiffWorkflow matches an event by its definition's exact class (the spiff and camunda
+        parsers have their own), so the event is built with the class of the waiting task's."""
+
         def action(wf: BpmnWorkflow) -> None:
-            wf.catch(BpmnEvent(MessageEventDefinition(name), payload, dict(correlations or {})))
+            cls: type[MessageEventDefinition] = MessageEventDefinition
+            for task in wf.event_manager.tasks.values():
+                definition = task.task_spec.event_definition
+                if isinstance(definition, MessageEventDefinition) and definition.name == name:
+                    cls = type(definition)
+                    break
+            else:
+                for spec in [wf.spec, *wf.subprocess_specs.values()]:
+                    for start in getattr(spec, "bpmn_start_events", []) or []:
+                        d = getattr(start, "event_definition", None)
+                        if isinstance(d, MessageEventDefinition) and d.name == name:
+                            cls = type(d)
+            wf.catch(BpmnEvent(cls(name), payload, dict(correlations or {})))
 
         return action
 

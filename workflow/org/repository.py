@@ -22,6 +22,11 @@ class OrgRepository:
     def unit_by_code(self, code: str) -> Unit | None:
         return self.session.execute(select(Unit).where(Unit.code == code)).scalar_one_or_none()
 
+    def city_office(self) -> Unit | None:
+        return self.session.execute(
+            select(Unit).where(Unit.kind == "city_office", Unit.active).order_by(Unit.code).limit(1)
+        ).scalar_one_or_none()
+
     def unit(self, unit_id: uuid.UUID) -> Unit | None:
         return self.session.get(Unit, unit_id)
 

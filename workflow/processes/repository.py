@@ -179,9 +179,7 @@ class ProcessRepository:
         offset: int,
     ) -> Sequence[ProcessTask]:
         """Tasks assigned to any of `user_ids`, plus unassigned tasks in the (unit, role) pools."""
-        who: list[ColumnElement[bool]] = (
-            [ProcessTask.assignee_id.in_(user_ids)] if user_ids else []
-        )
+        who: list[ColumnElement[bool]] = [ProcessTask.assignee_id.in_(user_ids)] if user_ids else []
         if not mine_only:
             who += [
                 (ProcessTask.unit_id == u)

@@ -21,11 +21,12 @@ from jsonschema import Draft202012Validator
 
 from workflow.cases.models import Case
 from workflow.cases.repository import CaseRepository
+from workflow.cases.service import open_case
 from workflow.db import utcnow
 from workflow.engine.parsing import BPMN_NS, NS, ParsedDefinition, parse_definition, required_forms
 from workflow.engine.runtime import CompiledProcess, Engine, Snapshot, TaskNotReady, engine_now
 from workflow.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
-from workflow.org.models import Role, Unit
+from workflow.org.models import Role, Unit, UnitKind
 from workflow.org.repository import OrgRepository
 from workflow.principal import STAFF_ROLES, Principal
 from workflow.processes.models import (
@@ -99,7 +100,16 @@ def check_definition(
                 code="bpmn_unknown_lane",
                 details={"lane": lane, "element": node},
             )
+    element_ids = {str(i) for i in parsed.root.xpath(".//bpmn:*/@id", namespaces=NS)}
     for op in parsed.root.xpath(".//spiffworkflow:serviceTaskOperator", namespaces=NS):
+        if op.get("id") in element_ids:
+            # SpiffWorkflow resolves ids across the document: the task would not parse.
+            raise ValidationFailed(
+                f"Identyfikator elementu {op.get('id')} jest taki sam jak nazwa operacji; "
+                "nadaj zadaniu inny identyfikator.",
+                f"Element id {op.get('id')} equals the operation name; give the task another id.",
+                code="bpmn_id_clash",
+            )
         if op.get("id") not in OPERATIONS:
             raise ValidationFailed(
                 f"Nieznana operacja zadania usługowego: {op.get('id')}.",
@@ -259,7 +269,16 @@ def start_process(
     compiled = compiled_process(uow, engine, definition, definition.key)
     start_data: dict[str, Any] = {
         "unit_code": unit.code,
-        **({"case_reference": case.reference, "case_title": case.title} if case else {}),
+        **(
+            {
+                "case_reference": case.reference,
+                "case_title": case.title,
+                "subject": case.title,
+                "registered_at": case.opened_at.isoformat(),
+            }
+            if case
+            else {}
+        ),
         **dict(data or {}),
     }
     instance = ProcessInstance(
@@ -384,6 +403,7 @@ def _store(
     org = OrgRepository(uow.session)
     for t in ready.values():
         role = lane_role(t.lane) or DEFAULT_LANE_ROLE
+        task_unit = _unit_for_role(org, instance.unit_id, role)
         assignee_id = None
         variable = t.properties.get("assigneeVariable")
         if variable and isinstance(t.data.get(variable), str):
@@ -395,7 +415,7 @@ def _store(
             ProcessTask(
                 id=t.id,
                 instance_id=instance.id,
-                unit_id=instance.unit_id,
+                unit_id=task_unit,
                 case_id=instance.case_id,
                 element_id=t.element_id,
                 name=t.name[:300],
@@ -426,6 +446,17 @@ def _store(
                 "to_unit": payload.get("to_unit") if isinstance(payload, dict) else None,
             },
         )
+
+
+def _unit_for_role(org: OrgRepository, unit_id: uuid.UUID, role: str) -> uuid.UUID:
+    """The Wydział Oświaty lane of a school's process belongs to the city office's pool."""
+    if role != Role.city_officer:
+        return unit_id
+    unit = org.unit(unit_id)
+    if unit is not None and unit.kind == UnitKind.city_office:
+        return unit_id
+    office = org.city_office()
+    return office.id if office is not None else unit_id
 
 
 def _due(value: Any) -> datetime | None:
@@ -773,7 +804,9 @@ class MessageNotDelivered(DomainError):
     status = 409
 
 
-def deliver_message(uow: UnitOfWork, engine: Engine, payload: Mapping[str, Any]) -> int:
+def deliver_message(
+    uow: UnitOfWork, engine: Engine, payload: Mapping[str, Any], *, internal_jrwa: str = "43178"
+) -> int:
     """Hand a thrown message to the instances waiting for it (same name and correlation key),
     or start the newest definition whose start event waits for it, in the addressed unit."""
     name = str(payload["name"])
@@ -806,7 +839,23 @@ def deliver_message(uow: UnitOfWork, engine: Engine, payload: Mapping[str, Any])
         if unit is None:
             raise MessageNotDelivered(f"Nieznana jednostka {to_unit}.", f"Unknown unit {to_unit}.")
         for definition in starters:
-            instance = start_process(uow, engine, definition.key, unit, correlation_key=key)
+            # A letter from another unit opens a case in the addressed unit (under the class the
+            # sender named, or the configured class for internal correspondence).
+            case = open_case(
+                uow,
+                unit,
+                jrwa_symbol=str(body.get("jrwa") or internal_jrwa),
+                title=str(body.get("subject") or name)[:500],
+            )
+            instance = start_process(
+                uow,
+                engine,
+                definition.key,
+                unit,
+                case=case,
+                correlation_key=key,
+                data={"registered_at": utcnow().isoformat()},
+            )
             _advance(
                 uow, engine, _locked_instance(uow, instance.id), Engine.catch_message(name, body)
             )
