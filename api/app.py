@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from sqlalchemy import text
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from api.bootstrap import Container, bootstrap
 from api.errors import install_error_handlers
@@ -27,7 +28,11 @@ def create_app(c: Container | None = None, *, start_worker: bool | None = None) 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         container.blob_store.check()
-        container.deploy_library()
+        try:
+            container.deploy_library()
+        except (OperationalError, InterfaceError):
+            # Requests will answer 503 until the database is back; the worker deploys later.
+            log.warning("database unavailable at start: process library not deployed yet")
         stop = threading.Event()
         thread = None
         if run_worker:

@@ -35,6 +35,7 @@ class Container:
     blob_store: BlobStore
     worker: Worker
     engine_runtime: ProcessEngine
+    library_deployed: bool = False
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.session_factory)
@@ -44,9 +45,14 @@ class Container:
 
     def deploy_library(self) -> None:
         deploy_process_library(self)
+        self.library_deployed = True
 
     def fire_due_timers(self) -> int:
+        """The worker's tick: deploy the library if start-up could not, then fire timers."""
         from workflow.processes.service import fire_due_timers
+
+        if not self.library_deployed:
+            self.deploy_library()
 
         with self.uow() as uow:
             fired = fire_due_timers(uow, self.engine_runtime, engine_now())

@@ -126,7 +126,7 @@ def demo(
     _upgrade(c)
     c.blob_store.check()
     with c.uow() as uow:
-        users = seed_demo(uow, c.blob_store)
+        users = seed_demo(uow, c.blob_store, c.engine_runtime)
         uow.commit()
     if users:
         typer.echo(f"demo data created: {len(users)} users")
@@ -242,18 +242,17 @@ def blobs_collect() -> None:
     typer.echo(f"removed {n} stray blobs")
 
 
-@bpmn_app.command(
-    "check",
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-)
-def bpmn_check(
-    files: list[Path],
-    run: bool = typer.Option(False, "--run", help="Also run executable models (conformance)"),
-) -> None:
-    """Check BPMN files: one JSON line per file with ok, executable, processes and error."""
+def _check_help() -> str:
+    from workflow.engine.conformance import CHECK_HELP
+
+    return CHECK_HELP
+
+
+@bpmn_app.command("check", help=_check_help())
+def bpmn_check(files: list[Path]) -> None:
     from workflow.engine.conformance import main as check_main
 
-    raise typer.Exit(check_main([*(["--run"] if run else []), *map(str, files)]))
+    raise typer.Exit(check_main([str(f) for f in files]))
 
 
 @bpmn_app.command("deploy")

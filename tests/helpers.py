@@ -7,8 +7,10 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-PDF = (b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
-       b"2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n")
+PDF = (
+    b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
+    b"2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+)
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\x00" * 17
 
 
@@ -21,8 +23,11 @@ def token(client: TestClient, username: str, password: str = "demo") -> dict[str
 def letter_meta(**overrides: Any) -> dict[str, Any]:
     meta: dict[str, Any] = {
         "subject": "Wniosek o wydanie duplikatu legitymacji szkolnej",
-        "sender": {"name": "Anna Kowalska", "kind": "person",
-                   "address": "ul. Polna 5, 00-100 Miasto"},
+        "sender": {
+            "name": "Anna Kowalska",
+            "kind": "person",
+            "address": "ul. Polna 5, 00-100 Miasto",
+        },
         "channel": "paper",
         "jrwa": "431",
         "new_case": True,
@@ -31,15 +36,26 @@ def letter_meta(**overrides: Any) -> dict[str, Any]:
     return meta
 
 
-def register(client: TestClient, headers: dict[str, str], meta: dict[str, Any] | str | None,
-             files: list[tuple[str, bytes, str | None]] | None = None,
-             extra_headers: dict[str, str] | None = None) -> Any:
+def register(
+    client: TestClient,
+    headers: dict[str, str],
+    meta: dict[str, Any] | str | None,
+    files: list[tuple[str, bytes, str | None]] | None = None,
+    extra_headers: dict[str, str] | None = None,
+) -> Any:
     data = {} if meta is None else {"meta": meta if isinstance(meta, str) else json.dumps(meta)}
-    parts = [("files", (name, content, ctype) if ctype else (name, content))
-             for name, content, ctype in (files if files is not None else
-                                          [("wniosek.pdf", PDF, "application/pdf")])]
-    return client.post("/api/v1/incoming", headers={**headers, **(extra_headers or {})},
-                       data=data, files=parts or None)
+    parts = [
+        ("files", (name, content, ctype) if ctype else (name, content))
+        for name, content, ctype in (
+            files if files is not None else [("wniosek.pdf", PDF, "application/pdf")]
+        )
+    ]
+    return client.post(
+        "/api/v1/incoming",
+        headers={**headers, **(extra_headers or {})},
+        data=data,
+        files=parts or None,
+    )
 
 
 def error_code(response: Any) -> str:

@@ -32,28 +32,40 @@ def _sp58_letter(client: TestClient) -> Letter:
     r = register(client, token(client, "clerk.sp58"), letter_meta())
     assert r.status_code == 201, r.text
     body = r.json()
-    return Letter(body["id"], body["case_reference"], body["documents"][0]["id"],
-                  body["rpw_number"].split("/")[2])
+    return Letter(
+        body["id"],
+        body["case_reference"],
+        body["documents"][0]["id"],
+        body["rpw_number"].split("/")[2],
+    )
 
 
 def _version_upload(client: TestClient, headers: dict[str, str], document_id: str) -> Any:
-    return client.post(f"/api/v1/documents/{document_id}/versions", headers=headers,
-                       data={"note": "poprawka"},
-                       files=[("file", ("v2.pdf", NEW_PDF, "application/pdf"))])
+    return client.post(
+        f"/api/v1/documents/{document_id}/versions",
+        headers=headers,
+        data={"note": "poprawka"},
+        files=[("file", ("v2.pdf", NEW_PDF, "application/pdf"))],
+    )
 
 
 def _case_document_upload(client: TestClient, headers: dict[str, str], reference: str) -> Any:
-    return client.post(f"/api/v1/cases/{reference}/documents", headers=headers,
-                       data={"meta": '{"title": "Notatka"}'},
-                       files=[("file", ("notatka.pdf", PDF, "application/pdf"))])
+    return client.post(
+        f"/api/v1/cases/{reference}/documents",
+        headers=headers,
+        data={"meta": '{"title": "Notatka"}'},
+        files=[("file", ("notatka.pdf", PDF, "application/pdf"))],
+    )
 
 
 def _reads(letter: Letter) -> list[str]:
-    return [f"/api/v1/cases/{letter.reference}",
-            f"/api/v1/cases/{letter.reference}/record",
-            f"/api/v1/incoming/{letter.item_id}",
-            f"/api/v1/documents/{letter.document_id}",
-            f"/api/v1/documents/{letter.document_id}/versions/1/content"]
+    return [
+        f"/api/v1/cases/{letter.reference}",
+        f"/api/v1/cases/{letter.reference}/record",
+        f"/api/v1/incoming/{letter.item_id}",
+        f"/api/v1/documents/{letter.document_id}",
+        f"/api/v1/documents/{letter.document_id}/versions/1/content",
+    ]
 
 
 def _counts(backend: Backend) -> tuple[int, int]:
@@ -68,8 +80,11 @@ def _counts(backend: Backend) -> tuple[int, int]:
 
 def test_other_unit_gets_404_for_everything(backend: Backend, client: TestClient) -> None:
     letter = _sp58_letter(client)
-    expected = {"cases": "case_not_found", "incoming": "item_not_found",
-                "documents": "document_not_found"}
+    expected = {
+        "cases": "case_not_found",
+        "incoming": "item_not_found",
+        "documents": "document_not_found",
+    }
     for username in ("clerk.sp12", "headteacher.sp12"):
         h = token(client, username)
         for url in _reads(letter):
@@ -106,8 +121,10 @@ def test_foreign_404_is_the_same_as_nonexistent(client: TestClient) -> None:
         (f"/api/v1/cases/{letter.reference}/record", f"/api/v1/cases/{missing_ref}/record"),
         (f"/api/v1/incoming/{letter.item_id}", f"/api/v1/incoming/{missing_item}"),
         (f"/api/v1/documents/{letter.document_id}", f"/api/v1/documents/{missing_doc}"),
-        (f"/api/v1/documents/{letter.document_id}/versions/1/content",
-         f"/api/v1/documents/{missing_doc}/versions/1/content"),
+        (
+            f"/api/v1/documents/{letter.document_id}/versions/1/content",
+            f"/api/v1/documents/{missing_doc}/versions/1/content",
+        ),
     ]
     for existing, missing in pairs:
         a, b = client.get(existing, headers=h), client.get(missing, headers=h)
@@ -129,13 +146,13 @@ def test_other_unit_cannot_file_into_the_case(backend: Backend, client: TestClie
     letter = _sp58_letter(client)
     h = token(client, "clerk.sp12")
     before = _counts(backend)
-    r = register(client, h, letter_meta(new_case=False, jrwa=None,
-                                        case_reference=letter.reference))
+    r = register(client, h, letter_meta(new_case=False, jrwa=None, case_reference=letter.reference))
     assert r.status_code == 404, r.text
     assert error_code(r) == "case_not_found"
     missing_ref = f"SP58.431.97.{letter.year}"
-    missing = register(client, h, letter_meta(new_case=False, jrwa=None,
-                                              case_reference=missing_ref))
+    missing = register(
+        client, h, letter_meta(new_case=False, jrwa=None, case_reference=missing_ref)
+    )
     assert missing.status_code == 404
     assert r.content.replace(letter.reference.encode(), missing_ref.encode()) == missing.content
     assert _counts(backend) == before
@@ -182,9 +199,12 @@ def test_auditor_reads_everything_and_is_audited(backend: Backend, client: TestC
 
     me = client.get("/api/v1/auth/me", headers=h).json()
     with backend.container.uow() as uow:
-        entries = [(e.action, str(e.document_id), e.details) for e in uow.session.execute(
-            select(AuditEntry).where(AuditEntry.actor_name == me["full_name"])
-        ).scalars()]
+        entries = [
+            (e.action, str(e.document_id), e.details)
+            for e in uow.session.execute(
+                select(AuditEntry).where(AuditEntry.actor_name == me["full_name"])
+            ).scalars()
+        ]
     actions = [action for action, _, _ in entries]
     content_reads = [e for e in entries if e[0] == "document.content_read"]
     assert content_reads == [("document.content_read", letter.document_id, {"version": 1})] * 2
@@ -205,17 +225,28 @@ def test_auditor_is_read_only(backend: Backend, client: TestClient) -> None:
         r = register(client, h, letter_meta(unit=unit))
         assert r.status_code == 403, f"{unit}: {r.text}"
         assert error_code(r) == "forbidden"
-    r = register(client, h, letter_meta(unit="SP58", new_case=False, jrwa=None,
-                                        case_reference=letter.reference))
+    r = register(
+        client,
+        h,
+        letter_meta(unit="SP58", new_case=False, jrwa=None, case_reference=letter.reference),
+    )
     assert r.status_code == 403
-    r = client.post("/api/v1/cases", headers=h,
-                    json={"unit": "SP58", "jrwa": "431", "title": "Sprawa audytora"})
+    r = client.post(
+        "/api/v1/cases", headers=h, json={"unit": "SP58", "jrwa": "431", "title": "Sprawa audytora"}
+    )
     assert r.status_code == 403
     assert _version_upload(client, h, letter.document_id).status_code == 403
     assert _case_document_upload(client, h, letter.reference).status_code == 403
-    r = client.post("/api/v1/outgoing", headers=h, json={
-        "unit": "SP58", "subject": "Odpowiedź", "channel": "paper",
-        "recipients": [{"name": "Anna Kowalska"}]})
+    r = client.post(
+        "/api/v1/outgoing",
+        headers=h,
+        json={
+            "unit": "SP58",
+            "subject": "Odpowiedź",
+            "channel": "paper",
+            "recipients": [{"name": "Anna Kowalska"}],
+        },
+    )
     assert r.status_code == 403
     assert _counts(backend) == before
     # Nothing new in the case either.

@@ -27,8 +27,20 @@ from workflow.audit.repository import AuditRepository
 from workflow.audit.service import verify_chain
 
 ENTRIES = cast(Table, AuditEntry.__table__)
-CONTENT_COLUMNS = ("occurred_at", "actor_id", "actor_name", "unit_id", "case_id", "document_id",
-                   "action", "object_type", "object_id", "details", "prev_hash", "entry_hash")
+CONTENT_COLUMNS = (
+    "occurred_at",
+    "actor_id",
+    "actor_name",
+    "unit_id",
+    "case_id",
+    "document_id",
+    "action",
+    "object_type",
+    "object_id",
+    "details",
+    "prev_hash",
+    "entry_hash",
+)
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -81,24 +93,31 @@ def some_letters(client: TestClient, n: int = 2) -> None:
 # --- entries are written with the change ----------------------------------------------------
 
 
-def test_registration_writes_audit_entries_in_its_transaction(backend: Backend,
-                                                              client: TestClient) -> None:
+def test_registration_writes_audit_entries_in_its_transaction(
+    backend: Backend, client: TestClient
+) -> None:
     h = token(client, "clerk.sp58")  # the login writes its own entry; count after it
     before = audit_count(backend)
-    r = register(client, h, letter_meta(), [("wniosek.pdf", PDF, "application/pdf"),
-                                            ("skan.png", PNG, "image/png")])
+    r = register(
+        client,
+        h,
+        letter_meta(),
+        [("wniosek.pdf", PDF, "application/pdf"), ("skan.png", PNG, "image/png")],
+    )
     assert r.status_code == 201, r.text
     body = r.json()
 
     new = [e for e in entries(backend) if e["seq"] > before]
     assert sorted(e["action"] for e in new) == sorted(
-        ["case.opened", "incoming.registered", "document.created", "document.created"])
+        ["case.opened", "incoming.registered", "document.created", "document.created"]
+    )
     by_action = {e["action"]: e for e in new}
     assert by_action["incoming.registered"]["object_id"] == body["id"]
     assert by_action["incoming.registered"]["details"]["rpw_number"] == body["rpw_number"]
     assert by_action["case.opened"]["case_id"] is not None
     assert {e["object_id"] for e in new if e["action"] == "document.created"} == {
-        d["id"] for d in body["documents"]}
+        d["id"] for d in body["documents"]
+    }
     assert all(e["actor_name"] == "clerk SP58 (demo)" for e in new)
     # One contiguous run of sequence numbers, chained onto what was there.
     assert [e["seq"] for e in new] == list(range(before + 1, before + 5))
@@ -136,8 +155,7 @@ def test_triggers_refuse_update_and_delete(backend: Backend) -> None:
     before = entries(backend)
     assert len(before) > 1, "the seeded database has audit entries"
     for statement in REFUSED:
-        with (pytest.raises(DBAPIError, match="append-only"),
-              backend.container.engine.begin() as c):
+        with pytest.raises(DBAPIError, match="append-only"), backend.container.engine.begin() as c:
             c.execute(text(statement))
         assert entries(backend) == before, statement
     # The ORM path is refused the same way.
@@ -152,21 +170,25 @@ def test_triggers_refuse_update_and_delete(backend: Backend) -> None:
 def test_trigger_refuses_insert_or_replace_on_sqlite(sqlite_backend: Backend) -> None:
     """INSERT OR REPLACE deletes the old row without firing DELETE triggers."""
     before = entries(sqlite_backend)
-    with (pytest.raises(DBAPIError, match="append-only"),
-          sqlite_backend.container.engine.begin() as c):
-        c.execute(text(
-            "INSERT OR REPLACE INTO audit_entries (seq, occurred_at, actor_id, actor_name, "
-            "unit_id, case_id, document_id, action, object_type, object_id, details, "
-            "prev_hash, entry_hash) SELECT seq, occurred_at, actor_id, 'forger', unit_id, "
-            "case_id, document_id, action, object_type, object_id, details, prev_hash, "
-            "entry_hash FROM audit_entries WHERE seq = 1"))
+    with (
+        pytest.raises(DBAPIError, match="append-only"),
+        sqlite_backend.container.engine.begin() as c,
+    ):
+        c.execute(
+            text(
+                "INSERT OR REPLACE INTO audit_entries (seq, occurred_at, actor_id, actor_name, "
+                "unit_id, case_id, document_id, action, object_type, object_id, details, "
+                "prev_hash, entry_hash) SELECT seq, occurred_at, actor_id, 'forger', unit_id, "
+                "case_id, document_id, action, object_type, object_id, details, prev_hash, "
+                "entry_hash FROM audit_entries WHERE seq = 1"
+            )
+        )
     assert entries(sqlite_backend) == before
 
 
 def test_trigger_refuses_truncate_on_postgres(pg_backend: Backend) -> None:
     before = audit_count(pg_backend)
-    with (pytest.raises(DBAPIError, match="append-only"),
-          pg_backend.container.engine.begin() as c):
+    with pytest.raises(DBAPIError, match="append-only"), pg_backend.container.engine.begin() as c:
         c.execute(text("TRUNCATE audit_entries"))
     assert audit_count(pg_backend) == before
 
@@ -186,8 +208,12 @@ def test_cli_verify_sound_chain_exits_0(backend: Backend, client: TestClient) ->
 def test_cli_verify_names_edited_entry(backend: Backend, client: TestClient) -> None:
     some_letters(client)
     n = audit_count(backend) // 2
-    tamper(backend, lambda c: c.execute(
-        update(ENTRIES).where(ENTRIES.c.seq == n).values(details={"forged": True})))
+    tamper(
+        backend,
+        lambda c: c.execute(
+            update(ENTRIES).where(ENTRIES.c.seq == n).values(details={"forged": True})
+        ),
+    )
     code, bad, out = audit_verify_cli(backend)
     assert code == 1, out
     assert bad == n, out
@@ -217,8 +243,10 @@ def test_cli_verify_names_removed_last_entry(backend: Backend, client: TestClien
 
 def swap_rows(conn: Connection, a: int, b: int) -> None:
     """Move entry a's content to position b and vice versa (hashes travel with the content)."""
-    rows = {r.seq: dict(r._mapping) for r in
-            conn.execute(select(ENTRIES).where(ENTRIES.c.seq.in_((a, b))))}
+    rows = {
+        r.seq: dict(r._mapping)
+        for r in conn.execute(select(ENTRIES).where(ENTRIES.c.seq.in_((a, b))))
+    }
     for seq, other in ((a, b), (b, a)):
         values = {k: v for k, v in rows[other].items() if k != "seq"}
         conn.execute(update(ENTRIES).where(ENTRIES.c.seq == seq).values(**values))
@@ -257,6 +285,7 @@ def test_verify_detects_an_edit_of_any_column(backend: Backend, client: TestClie
     def set_column(column: str, value: Any) -> Callable[[Connection], None]:
         def change(conn: Connection) -> None:
             conn.execute(update(ENTRIES).where(ENTRIES.c.seq == n).values({column: value}))
+
         return change
 
     for column in CONTENT_COLUMNS:
@@ -266,25 +295,30 @@ def test_verify_detects_an_edit_of_any_column(backend: Backend, client: TestClie
         assert verify_in_process(backend) == (True, None), column
 
 
-def test_verify_detects_content_swapped_but_hashes_kept(backend: Backend,
-                                                        client: TestClient) -> None:
+def test_verify_detects_content_swapped_but_hashes_kept(
+    backend: Backend, client: TestClient
+) -> None:
     some_letters(client, 1)
     n = audit_count(backend) - 5
 
     def swap_content(conn: Connection) -> None:
-        rows = {r.seq: dict(r._mapping) for r in
-                conn.execute(select(ENTRIES).where(ENTRIES.c.seq.in_((n, n + 1))))}
+        rows = {
+            r.seq: dict(r._mapping)
+            for r in conn.execute(select(ENTRIES).where(ENTRIES.c.seq.in_((n, n + 1))))
+        }
         for seq, other in ((n, n + 1), (n + 1, n)):
-            values = {k: v for k, v in rows[other].items()
-                      if k not in ("seq", "prev_hash", "entry_hash")}
+            values = {
+                k: v for k, v in rows[other].items() if k not in ("seq", "prev_hash", "entry_hash")
+            }
             conn.execute(update(ENTRIES).where(ENTRIES.c.seq == seq).values(**values))
 
     tamper(backend, swap_content)
     assert verify_in_process(backend) == (False, n)
 
 
-def test_api_verify_for_city_admin_and_auditor_not_clerk(backend: Backend,
-                                                         client: TestClient) -> None:
+def test_api_verify_for_city_admin_and_auditor_not_clerk(
+    backend: Backend, client: TestClient
+) -> None:
     some_letters(client, 1)
     for user in ("admin.wow", "auditor.wow"):
         h = token(client, user)

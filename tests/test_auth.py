@@ -66,8 +66,9 @@ def test_token_is_stored_only_as_digest(backend: Backend, client: TestClient) ->
 
 def test_bad_password_and_unknown_user_get_the_same_answer(client: TestClient) -> None:
     bad = client.post("/api/v1/auth/token", data={"username": "clerk.sp58", "password": "wrong"})
-    unknown = client.post("/api/v1/auth/token",
-                          data={"username": "nobody.sp58", "password": "wrong"})
+    unknown = client.post(
+        "/api/v1/auth/token", data={"username": "nobody.sp58", "password": "wrong"}
+    )
     assert bad.status_code == unknown.status_code == 401
     assert error_code(bad) == "invalid_credentials"
     assert bad.json() == unknown.json()
@@ -88,12 +89,16 @@ def test_expired_token_is_rejected(backend: Backend, client: TestClient) -> None
     assert client.get("/api/v1/auth/me", headers=_bearer(raw)).status_code == 200
     digest = hashlib.sha256(raw.encode()).hexdigest()
     with backend.container.uow() as uow:
-        uow.session.execute(update(AuthSession).where(AuthSession.token_hash == digest)
-                            .values(expires_at=utcnow() - timedelta(seconds=1)))
+        uow.session.execute(
+            update(AuthSession)
+            .where(AuthSession.token_hash == digest)
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
         uow.commit()
     with backend.container.uow() as uow:
-        expires = uow.session.execute(select(AuthSession.expires_at)
-                                      .where(AuthSession.token_hash == digest)).scalar_one()
+        expires = uow.session.execute(
+            select(AuthSession.expires_at).where(AuthSession.token_hash == digest)
+        ).scalar_one()
     assert expires < utcnow()
     r = client.get("/api/v1/auth/me", headers=_bearer(raw))
     assert r.status_code == 401
@@ -118,8 +123,7 @@ def test_logout_revokes_the_token(client: TestClient) -> None:
 
 
 def test_cookie_login_sets_httponly_session_cookie(backend: Backend, client: TestClient) -> None:
-    r = client.post("/api/v1/auth/login", data={"username": "headteacher.sp58",
-                                                "password": "demo"})
+    r = client.post("/api/v1/auth/login", data={"username": "headteacher.sp58", "password": "demo"})
     assert r.status_code == 200, r.text
     assert r.json()["username"] == "headteacher.sp58"
     assert r.json()["roles"] == [{"unit": "SP58", "role": "headteacher"}]
@@ -211,7 +215,7 @@ def _api_endpoints(client: TestClient) -> list[tuple[str, str, str]]:
     routes = client.app.routes  # type: ignore[attr-defined]
     iterate = getattr(fastapi.routing, "iter_route_contexts", None)
     found = []
-    for entry in (iterate(routes) if iterate else routes):
+    for entry in iterate(routes) if iterate else routes:
         route = getattr(entry, "original_route", entry)
         path = entry.path
         if not isinstance(route, APIRoute) or not path.startswith("/api/v1/"):
@@ -227,9 +231,13 @@ def test_every_api_endpoint_needs_credentials(client: TestClient) -> None:
     # The walk sees the whole API (a broken walk must not pass vacuously).
     assert len(endpoints) >= 20
     assert paths >= PUBLIC
-    for expected in [("POST", "/api/v1/incoming"), ("GET", "/api/v1/cases/{reference}"),
-                     ("GET", "/api/v1/documents/{document_id}/versions/{version}/content"),
-                     ("POST", "/api/v1/users/{username}/roles"), ("GET", "/api/v1/jrwa")]:
+    for expected in [
+        ("POST", "/api/v1/incoming"),
+        ("GET", "/api/v1/cases/{reference}"),
+        ("GET", "/api/v1/documents/{document_id}/versions/{version}/content"),
+        ("POST", "/api/v1/users/{username}/roles"),
+        ("GET", "/api/v1/jrwa"),
+    ]:
         assert expected in paths
 
     checked = []
@@ -253,10 +261,19 @@ def test_public_endpoints_refuse_without_a_password(client: TestClient) -> None:
 
 # --- admin endpoints -----------------------------------------------------------------------
 
-UNIT = {"code": "SP99", "name": "Szkoła Podstawowa nr 99", "kind": "school",
-        "jrwa_plan": "szkola", "address": "ul. Nowa 99, 00-099 Miasto"}
-USER = {"username": "jan.nowak", "full_name": "Jan Nowak", "password": "tajne-haslo-1",
-        "email": "jan.nowak@example.org"}
+UNIT = {
+    "code": "SP99",
+    "name": "Szkoła Podstawowa nr 99",
+    "kind": "school",
+    "jrwa_plan": "szkola",
+    "address": "ul. Nowa 99, 00-099 Miasto",
+}
+USER = {
+    "username": "jan.nowak",
+    "full_name": "Jan Nowak",
+    "password": "tajne-haslo-1",
+    "email": "jan.nowak@example.org",
+}
 
 
 def _admin_calls() -> list[tuple[str, str, dict[str, Any] | None]]:
@@ -282,8 +299,9 @@ def test_admin_endpoints_are_forbidden_for_non_admins(client: TestClient) -> Non
     # Nothing was created on the way.
     admin = token(client, "admin.wow")
     assert "SP99" not in [u["code"] for u in client.get("/api/v1/units", headers=admin).json()]
-    assert "jan.nowak" not in [u["username"] for u in
-                               client.get("/api/v1/users", headers=admin).json()]
+    assert "jan.nowak" not in [
+        u["username"] for u in client.get("/api/v1/users", headers=admin).json()
+    ]
     depts = client.get("/api/v1/units/SP58/departments", headers=admin).json()
     assert depts == []
     me12 = client.get("/api/v1/auth/me", headers=token(client, "clerk.sp12")).json()
@@ -298,26 +316,36 @@ def test_admin_creates_unit_department_user_and_role(client: TestClient) -> None
     again = client.post("/api/v1/units", headers=admin, json=UNIT)
     assert again.status_code == 409 and error_code(again) == "unit_exists"
 
-    r = client.post("/api/v1/units/SP99/departments", headers=admin,
-                    json={"code": "SEK", "name": "Sekretariat"})
+    r = client.post(
+        "/api/v1/units/SP99/departments", headers=admin, json={"code": "SEK", "name": "Sekretariat"}
+    )
     assert r.status_code == 201, r.text
     assert client.get("/api/v1/units/SP99/departments", headers=admin).json() == [
-        {"code": "SEK", "name": "Sekretariat"}]
+        {"code": "SEK", "name": "Sekretariat"}
+    ]
 
     r = client.post("/api/v1/users", headers=admin, json=USER)
     assert r.status_code == 201, r.text
-    assert r.json() == {"username": "jan.nowak", "full_name": "Jan Nowak",
-                        "email": "jan.nowak@example.org", "active": True}
+    assert r.json() == {
+        "username": "jan.nowak",
+        "full_name": "Jan Nowak",
+        "email": "jan.nowak@example.org",
+        "active": True,
+    }
     assert "password" not in r.text and "hash" not in r.text
     users = client.get("/api/v1/users", headers=admin)
     assert users.status_code == 200
     assert "jan.nowak" in [u["username"] for u in users.json()]
 
-    r = client.post("/api/v1/users/jan.nowak/roles", headers=admin,
-                    json={"unit": "SP99", "role": "clerk", "department": "SEK"})
+    r = client.post(
+        "/api/v1/users/jan.nowak/roles",
+        headers=admin,
+        json={"unit": "SP99", "role": "clerk", "department": "SEK"},
+    )
     assert r.status_code == 204, r.text
-    bad = client.post("/api/v1/users/nobody/roles", headers=admin,
-                      json={"unit": "SP99", "role": "clerk"})
+    bad = client.post(
+        "/api/v1/users/nobody/roles", headers=admin, json={"unit": "SP99", "role": "clerk"}
+    )
     assert bad.status_code == 404 and error_code(bad) == "user_not_found"
 
     # The new user logs in, holds the role, and works in the new unit only.
@@ -338,8 +366,9 @@ def test_admin_input_is_validated(client: TestClient) -> None:
     assert short.status_code == 422 and error_code(short) == "validation_failed"
     kind = client.post("/api/v1/units", headers=admin, json={**UNIT, "kind": "castle"})
     assert kind.status_code == 422
-    role = client.post("/api/v1/users/clerk.sp12/roles", headers=admin,
-                       json={"unit": "NOPE", "role": "clerk"})
+    role = client.post(
+        "/api/v1/users/clerk.sp12/roles", headers=admin, json={"unit": "NOPE", "role": "clerk"}
+    )
     assert role.status_code == 422 and error_code(role) == "unknown_unit"
     dup = client.post("/api/v1/users", headers=admin, json={**USER, "username": "clerk.sp58"})
     assert dup.status_code == 409 and error_code(dup) == "user_exists"

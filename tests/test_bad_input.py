@@ -24,10 +24,13 @@ FAR_FUTURE = datetime(2200, 1, 1, tzinfo=UTC)
 def snapshot(backend: Backend) -> dict[str, Any]:
     with backend.container.uow() as uow:
         s = uow.session
-        counts = {m.__name__: s.execute(select(func.count()).select_from(m)).scalar_one()
-                  for m in (IncomingItem, Case, Document, Blob, AuditEntry)}
-        counters = sorted((c.series, c.year, c.last_value)
-                          for c in s.execute(select(NumberCounter)).scalars())
+        counts = {
+            m.__name__: s.execute(select(func.count()).select_from(m)).scalar_one()
+            for m in (IncomingItem, Case, Document, Blob, AuditEntry)
+        }
+        counters = sorted(
+            (c.series, c.year, c.last_value) for c in s.execute(select(NumberCounter)).scalars()
+        )
     keys = sorted(backend.container.blob_store.list_keys("blobs/", FAR_FUTURE))
     return {"counts": counts, "counters": counters, "blobs": keys}
 
@@ -46,12 +49,15 @@ def raw_multipart(parts: list[tuple[str, dict[str, str], bytes]]) -> tuple[bytes
     return out, f"multipart/form-data; boundary={boundary}"
 
 
-def post_raw(client: TestClient, h: dict[str, str], file_disposition: str,
-             meta: dict[str, Any] | None = None) -> Any:
-    body, ctype = raw_multipart([
-        ('form-data; name="meta"', {}, json.dumps(meta or letter_meta()).encode()),
-        (file_disposition, {"Content-Type": "application/pdf"}, PDF),
-    ])
+def post_raw(
+    client: TestClient, h: dict[str, str], file_disposition: str, meta: dict[str, Any] | None = None
+) -> Any:
+    body, ctype = raw_multipart(
+        [
+            ('form-data; name="meta"', {}, json.dumps(meta or letter_meta()).encode()),
+            (file_disposition, {"Content-Type": "application/pdf"}, PDF),
+        ]
+    )
     return client.post("/api/v1/incoming", headers={**h, "Content-Type": ctype}, content=body)
 
 
@@ -63,24 +69,29 @@ BAD_META = [
     ("unknown channel", letter_meta(channel="pigeon"), "validation_failed"),
     ("unknown field", letter_meta(colour="red"), "validation_failed"),
     ("new case without class", letter_meta(jrwa=None), "validation_failed"),
-    ("new case and reference", letter_meta(case_reference="SP58.431.1.2026"),
-     "validation_failed"),
-    ("received in the future",
-     letter_meta(received_at=(datetime.now(UTC) + timedelta(days=2)).isoformat()),
-     "validation_failed"),
+    ("new case and reference", letter_meta(case_reference="SP58.431.1.2026"), "validation_failed"),
+    (
+        "received in the future",
+        letter_meta(received_at=(datetime.now(UTC) + timedelta(days=2)).isoformat()),
+        "validation_failed",
+    ),
     ("bad jrwa symbol", letter_meta(jrwa="43a"), "validation_failed"),
     ("non-leaf class", letter_meta(jrwa="43"), "jrwa_class_not_leaf"),
     ("unknown class", letter_meta(jrwa="9999"), "unknown_jrwa_class"),
     ("unknown unit", letter_meta(unit="SP999"), "unknown_unit"),
     ("unknown department", letter_meta(department="XX"), "unknown_department"),
-    ("unknown case", letter_meta(new_case=False, jrwa=None, case_reference="SP58.431.77.2026"),
-     "case_not_found"),
+    (
+        "unknown case",
+        letter_meta(new_case=False, jrwa=None, case_reference="SP58.431.77.2026"),
+        "case_not_found",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("label", "meta", "code"), BAD_META, ids=[b[0] for b in BAD_META])
 def test_bad_metadata_is_refused_and_nothing_is_written(
-        backend: Backend, client: TestClient, label: str, meta: dict[str, Any], code: str) -> None:
+    backend: Backend, client: TestClient, label: str, meta: dict[str, Any], code: str
+) -> None:
     h = token(client, "clerk.sp58")
     before = snapshot(backend)
     r = register(client, h, {k: v for k, v in meta.items() if v is not None})
@@ -92,21 +103,34 @@ def test_bad_metadata_is_refused_and_nothing_is_written(
 
 BAD_FILES = [
     ("empty file", [("pusty.pdf", b"", "application/pdf")], 422, "empty_file"),
-    ("type lies: text as pdf", [("wniosek.pdf", b"just text", "application/pdf")], 422,
-     "content_type_mismatch"),
+    (
+        "type lies: text as pdf",
+        [("wniosek.pdf", b"just text", "application/pdf")],
+        422,
+        "content_type_mismatch",
+    ),
     ("type lies: pdf as png", [("skan.png", PDF, "image/png")], 422, "content_type_mismatch"),
-    ("type lies: png as text", [("notatka.txt", PNG, "text/plain")], 422,
-     "content_type_mismatch"),
-    ("second file bad", [("ok.pdf", PDF, "application/pdf"), ("zly.pdf", b"", "application/pdf")],
-     422, "empty_file"),
+    ("type lies: png as text", [("notatka.txt", PNG, "text/plain")], 422, "content_type_mismatch"),
+    (
+        "second file bad",
+        [("ok.pdf", PDF, "application/pdf"), ("zly.pdf", b"", "application/pdf")],
+        422,
+        "empty_file",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("label", "files", "status", "code"), BAD_FILES,
-                         ids=[b[0] for b in BAD_FILES])
+@pytest.mark.parametrize(
+    ("label", "files", "status", "code"), BAD_FILES, ids=[b[0] for b in BAD_FILES]
+)
 def test_bad_files_are_refused_and_nothing_is_written(
-        backend: Backend, client: TestClient, label: str,
-        files: list[tuple[str, bytes, str]], status: int, code: str) -> None:
+    backend: Backend,
+    client: TestClient,
+    label: str,
+    files: list[tuple[str, bytes, str]],
+    status: int,
+    code: str,
+) -> None:
     h = token(client, "clerk.sp58")
     before = snapshot(backend)
     r = register(client, h, letter_meta(), files)
@@ -128,8 +152,9 @@ BAD_NAMES = [
 
 
 @pytest.mark.parametrize("disposition", BAD_NAMES, ids=range(len(BAD_NAMES)))
-def test_unsafe_file_names_are_refused(backend: Backend, client: TestClient,
-                                       disposition: str) -> None:
+def test_unsafe_file_names_are_refused(
+    backend: Backend, client: TestClient, disposition: str
+) -> None:
     h = token(client, "clerk.sp58")
     before = snapshot(backend)
     r = post_raw(client, h, disposition)
@@ -156,25 +181,31 @@ def test_file_over_limit_is_refused_while_streaming(backend: Backend, client: Te
     assert r.json()["error"]["details"]["limit_bytes"] == 64 * 1024
 
     # A chunked body without Content-Length is cut off at the limit too.
-    body, ctype = raw_multipart([
-        ('form-data; name="meta"', {}, json.dumps(letter_meta()).encode()),
-        ('form-data; name="files"; filename="duzy.pdf"', {"Content-Type": "application/pdf"},
-         big),
-    ])
+    body, ctype = raw_multipart(
+        [
+            ('form-data; name="meta"', {}, json.dumps(letter_meta()).encode()),
+            (
+                'form-data; name="files"; filename="duzy.pdf"',
+                {"Content-Type": "application/pdf"},
+                big,
+            ),
+        ]
+    )
     sent = []
 
     def chunks() -> Any:
         for i in range(0, len(body), 8192):
             sent.append(i)
-            yield body[i:i + 8192]
+            yield body[i : i + 8192]
 
     r = client.post("/api/v1/incoming", headers={**h, "Content-Type": ctype}, content=chunks())
     assert r.status_code == 413
     assert snapshot(backend) == before
 
 
-def test_missing_meta_malformed_json_and_not_multipart(backend: Backend,
-                                                       client: TestClient) -> None:
+def test_missing_meta_malformed_json_and_not_multipart(
+    backend: Backend, client: TestClient
+) -> None:
     h = token(client, "clerk.sp58")
     before = snapshot(backend)
     r = register(client, h, None)
@@ -184,8 +215,9 @@ def test_missing_meta_malformed_json_and_not_multipart(backend: Backend,
     r = client.post("/api/v1/incoming", headers=h, json=letter_meta())
     assert (r.status_code, error_code(r)) == (422, "multipart_expected")
     body, ctype = raw_multipart([('form-data; name="meta"', {}, b"{}")])
-    r = client.post("/api/v1/incoming", headers={**h, "Content-Type": ctype},
-                    content=body[: len(body) // 2])
+    r = client.post(
+        "/api/v1/incoming", headers={**h, "Content-Type": ctype}, content=body[: len(body) // 2]
+    )
     assert r.status_code == 422 and error_code(r) in ("malformed_multipart", "meta_missing")
     assert snapshot(backend) == before
 
@@ -194,8 +226,9 @@ def test_missing_meta_malformed_json_and_not_multipart(backend: Backend,
 def test_too_many_files(backend: Backend, client: TestClient) -> None:
     h = token(client, "clerk.sp58")
     before = snapshot(backend)
-    r = register(client, h, letter_meta(), [(f"s{i}.pdf", PDF, "application/pdf")
-                                            for i in range(3)])
+    r = register(
+        client, h, letter_meta(), [(f"s{i}.pdf", PDF, "application/pdf") for i in range(3)]
+    )
     assert (r.status_code, error_code(r)) == (422, "too_many_files")
     assert snapshot(backend) == before
 

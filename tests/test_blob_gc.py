@@ -62,9 +62,11 @@ def incoming_count(backend: Backend) -> int:
 
 def collected_audit(backend: Backend) -> list[tuple[str, str, dict[str, Any]]]:
     with backend.container.session_factory() as s:
-        rows = s.execute(select(AuditEntry.object_id, AuditEntry.actor_name, AuditEntry.details)
-                         .where(AuditEntry.action == "blob.collected")
-                         .order_by(AuditEntry.seq)).all()
+        rows = s.execute(
+            select(AuditEntry.object_id, AuditEntry.actor_name, AuditEntry.details)
+            .where(AuditEntry.action == "blob.collected")
+            .order_by(AuditEntry.seq)
+        ).all()
     return [(r.object_id, r.actor_name, r.details) for r in rows]
 
 
@@ -78,20 +80,30 @@ def chain_ok(backend: Backend) -> bool:
         return verify_chain(AuditRepository(uow.session)).ok
 
 
-def make_upload(tmp_path: Path, content: bytes = PDF, name: str = "skan.pdf",
-                media_type: str = "application/pdf") -> SpooledUpload:
+def make_upload(
+    tmp_path: Path,
+    content: bytes = PDF,
+    name: str = "skan.pdf",
+    media_type: str = "application/pdf",
+) -> SpooledUpload:
     path = tmp_path / f"upload-{hashlib.md5(content + name.encode()).hexdigest()}"
     path.write_bytes(content)
-    return SpooledUpload(path=path, file_name=name, declared_type=media_type,
-                         detected_type=media_type, size=len(content),
-                         sha256=hashlib.sha256(content).hexdigest(),
-                         md5=hashlib.md5(content).hexdigest())
+    return SpooledUpload(
+        path=path,
+        file_name=name,
+        declared_type=media_type,
+        detected_type=media_type,
+        size=len(content),
+        sha256=hashlib.sha256(content).hexdigest(),
+        md5=hashlib.md5(content).hexdigest(),
+    )
 
 
 def put_stray(backend: Backend, tmp_path: Path, content: bytes) -> str:
     key = new_blob_key()
-    backend.container.blob_store.put(key, make_upload(tmp_path, content, "stray.bin",
-                                                      "application/octet-stream"))
+    backend.container.blob_store.put(
+        key, make_upload(tmp_path, content, "stray.bin", "application/octet-stream")
+    )
     return key
 
 
@@ -151,12 +163,17 @@ def store_swapped(backend: Backend, store: BlobStore) -> Iterator[None]:
 # --- the collector --------------------------------------------------------------------------
 
 
-def test_collector_removes_old_strays_only(backend: Backend, client: TestClient,
-                                           tmp_path: Path) -> None:
+def test_collector_removes_old_strays_only(
+    backend: Backend, client: TestClient, tmp_path: Path
+) -> None:
     store = backend.container.blob_store
     h = token(client, "clerk.sp58")
-    r = register(client, h, letter_meta(), [("wniosek.pdf", PDF, "application/pdf"),
-                                            ("skan.png", PNG, "image/png")])
+    r = register(
+        client,
+        h,
+        letter_meta(),
+        [("wniosek.pdf", PDF, "application/pdf"), ("skan.png", PNG, "image/png")],
+    )
     assert r.status_code == 201, r.text
     referenced = referenced_keys(backend)
     assert len(referenced) == 2 and stored_keys(store) == referenced
@@ -175,8 +192,7 @@ def test_collector_removes_old_strays_only(backend: Backend, client: TestClient,
 
     assert collect(backend, grace) == 1
     assert stored_keys(store) == referenced | {young}
-    assert collected_audit(backend) == [
-        (old, "ezd (system)", {"reason": "no committed reference"})]
+    assert collected_audit(backend) == [(old, "ezd (system)", {"reason": "no committed reference"})]
 
     # Nothing more to do with the same grace; once the young one is old enough, it goes too.
     assert collect(backend, grace) == 0
@@ -192,8 +208,9 @@ def test_collector_removes_old_strays_only(backend: Backend, client: TestClient,
 
 
 @pytest.mark.settings(blob_gc_grace_seconds=0)
-def test_worker_periodic_job_collects_strays(backend: Backend, client: TestClient,
-                                             tmp_path: Path) -> None:
+def test_worker_periodic_job_collects_strays(
+    backend: Backend, client: TestClient, tmp_path: Path
+) -> None:
     store = backend.container.blob_store
     r = register(client, token(client, "clerk.sp58"), letter_meta())
     assert r.status_code == 201, r.text
@@ -207,8 +224,11 @@ def test_worker_periodic_job_collects_strays(backend: Backend, client: TestClien
     assert stored_keys(store) == referenced
     assert [k for k, _, _ in collected_audit(backend)] == [stray]
     with backend.container.session_factory() as s:
-        jobs = s.execute(select(OutboxEvent).where(OutboxEvent.topic == "blobs.collect")
-                         ).scalars().all()
+        jobs = (
+            s.execute(select(OutboxEvent).where(OutboxEvent.topic == "blobs.collect"))
+            .scalars()
+            .all()
+        )
     assert [(j.status, j.attempts) for j in jobs] == [("done", 1)]
 
 
@@ -267,8 +287,10 @@ def test_crash_before_commit_leaves_only_a_stray_blob(backend: Backend, tmp_path
 def test_rollback_after_storing_deletes_the_blobs(backend: Backend, tmp_path: Path) -> None:
     store = backend.container.blob_store
     uploads = [make_upload(tmp_path), make_upload(tmp_path, PNG, "foto.png", "image/png")]
-    with (pytest.raises(RuntimeError, match="after storing"),
-          UnitOfWork(backend.container.session_factory, clerk(backend)) as uow):
+    with (
+        pytest.raises(RuntimeError, match="after storing"),
+        UnitOfWork(backend.container.session_factory, clerk(backend)) as uow,
+    ):
         register_incoming_item(uow, store, command(), uploads)
         assert len(stored_keys(store)) == 2
         raise RuntimeError("something failed after storing")
@@ -287,14 +309,22 @@ class SecondPutFails(WrappedStore):
 
 
 def test_http_registration_failing_after_a_stored_blob_deletes_it(
-        backend: Backend, client: TestClient) -> None:
+    backend: Backend, client: TestClient
+) -> None:
     h = token(client, "clerk.sp58")
     audit_before = chain_length(backend)
     failing = SecondPutFails(backend.container.blob_store)
     with store_swapped(backend, failing):
-        r = register(client, h, letter_meta(), [("a.pdf", PDF, "application/pdf"),
-                                                ("b.png", PNG, "image/png"),
-                                                ("c.pdf", PDF + b"%c\n", "application/pdf")])
+        r = register(
+            client,
+            h,
+            letter_meta(),
+            [
+                ("a.pdf", PDF, "application/pdf"),
+                ("b.png", PNG, "image/png"),
+                ("c.pdf", PDF + b"%c\n", "application/pdf"),
+            ],
+        )
     assert r.status_code == 503, r.text
     assert error_code(r) == "storage_failed"
     assert len(failing.puts) == 2  # the first file was stored, the second "failed"
@@ -331,8 +361,7 @@ class TwinCommitsDuringPut(WrappedStore):
             self.twin()
 
 
-def test_database_error_after_storing_deletes_the_blob(pg_backend: Backend,
-                                                       tmp_path: Path) -> None:
+def test_database_error_after_storing_deletes_the_blob(pg_backend: Backend, tmp_path: Path) -> None:
     """PostgreSQL only: on SQLite the request holds the write lock, so no twin can commit."""
     backend = pg_backend
     inner = backend.container.blob_store

@@ -24,25 +24,32 @@ N = 50
 
 def _register_concurrently(base: str, n: int) -> list[httpx.Response]:
     with httpx.Client(base_url=base, timeout=60) as c:
-        tok = c.post("/api/v1/auth/token",
-                     data={"username": "clerk.sp58", "password": "demo"}).json()["access_token"]
+        tok = c.post(
+            "/api/v1/auth/token", data={"username": "clerk.sp58", "password": "demo"}
+        ).json()["access_token"]
     headers = {"Authorization": f"Bearer {tok}"}
 
     def one(i: int) -> httpx.Response:
         with httpx.Client(base_url=base, timeout=120) as c:
-            return c.post("/api/v1/incoming", headers=headers,
-                          data={"meta": json.dumps(letter_meta(subject=f"Wniosek nr {i}"))},
-                          files=[("files", (f"w{i}.pdf", PDF, "application/pdf"))])
+            return c.post(
+                "/api/v1/incoming",
+                headers=headers,
+                data={"meta": json.dumps(letter_meta(subject=f"Wniosek nr {i}"))},
+                files=[("files", (f"w{i}.pdf", PDF, "application/pdf"))],
+            )
 
     with ThreadPoolExecutor(max_workers=n) as pool:
         return list(pool.map(one, range(n)))
 
 
 def _assert_gapless(backend: Backend, responses: list[httpx.Response]) -> None:
-    assert all(r.status_code == 201 for r in responses), [r.text for r in responses
-                                                          if r.status_code != 201][:3]
-    rpw = sorted(int(re.match(r"RPW/(\d+)/\d{4}", r.json()["rpw_number"]).group(1))  # type: ignore[union-attr]
-                 for r in responses)
+    assert all(r.status_code == 201 for r in responses), [
+        r.text for r in responses if r.status_code != 201
+    ][:3]
+    rpw = sorted(
+        int(re.match(r"RPW/(\d+)/\d{4}", r.json()["rpw_number"]).group(1))  # type: ignore[union-attr]
+        for r in responses
+    )
     cases = sorted(int(r.json()["case_reference"].split(".")[2]) for r in responses)
     assert rpw == list(range(1, N + 1))
     assert cases == list(range(1, N + 1))
@@ -84,8 +91,12 @@ def test_concurrent_dispatch_of_one_item_succeeds_once(pg_backend: Backend) -> N
         assert user is not None
         clerk = principal_for(repo, user)
     with UnitOfWork(c.session_factory, clerk) as uow:
-        item = register_outgoing_item(uow, RegisterOutgoing(
-            subject="Odpowiedź", channel="paper", recipients=[Party(name="Anna Kowalska")]))
+        item = register_outgoing_item(
+            uow,
+            RegisterOutgoing(
+                subject="Odpowiedź", channel="paper", recipients=[Party(name="Anna Kowalska")]
+            ),
+        )
         item_id = item.id
         uow.commit()
 

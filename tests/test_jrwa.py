@@ -78,14 +78,17 @@ def test_parse_valid_to_and_digest() -> None:
     assert plan.valid_to == date(2030, 12, 31)
     # The digest is of the file's text: any change gives another digest.
     assert parse_plan(GOOD).sha256 == parse_plan(GOOD).sha256
-    assert parse_plan(GOOD.replace("Rekrutacja", "Rekrutacja uczniów")).sha256 != \
-        parse_plan(GOOD).sha256
+    assert (
+        parse_plan(GOOD.replace("Rekrutacja", "Rekrutacja uczniów")).sha256
+        != parse_plan(GOOD).sha256
+    )
 
 
 @pytest.mark.parametrize("missing", ["plan", "version", "title", "valid_from", "legal_basis"])
 def test_missing_header_line(missing: str) -> None:
-    text = "".join(line + "\n" for line in HEADER.splitlines()
-                   if not line.startswith(f"# {missing}:"))
+    text = "".join(
+        line + "\n" for line in HEADER.splitlines() if not line.startswith(f"# {missing}:")
+    )
     with pytest.raises(PlanFileError, match=missing):
         parse_plan(text + COLUMNS + ROWS)
     # A header line with an empty value counts as missing.
@@ -102,20 +105,24 @@ def test_bad_date_in_header(valid_from: str) -> None:
         parse_plan(HEADER + f"# valid_to: {valid_from}\n" + COLUMNS + ROWS)
 
 
-@pytest.mark.parametrize("columns", [
-    "symbol,title,leaf,category_lead,category_other\n",
-    "symbol,title,leaf,category_lead,category_other,notes,extra\n",
-    "symbol;title;leaf;category_lead;category_other;notes\n",
-    "title,symbol,leaf,category_lead,category_other,notes\n",
-    "",
-])
+@pytest.mark.parametrize(
+    "columns",
+    [
+        "symbol,title,leaf,category_lead,category_other\n",
+        "symbol,title,leaf,category_lead,category_other,notes,extra\n",
+        "symbol;title;leaf;category_lead;category_other;notes\n",
+        "title,symbol,leaf,category_lead,category_other,notes\n",
+        "",
+    ],
+)
 def test_bad_columns(columns: str) -> None:
     with pytest.raises(PlanFileError, match="columns"):
         parse_plan(HEADER + columns + ROWS)
 
 
-@pytest.mark.parametrize("row", ["430", "430,Rekrutacja,true,B10,Bc",
-                                 "430,Rekrutacja,true,B10,Bc,źródło,nadmiar"])
+@pytest.mark.parametrize(
+    "row", ["430", "430,Rekrutacja,true,B10,Bc", "430,Rekrutacja,true,B10,Bc,źródło,nadmiar"]
+)
 def test_row_with_wrong_number_of_columns(row: str) -> None:
     with pytest.raises(PlanFileError, match="row 4"):
         parse_plan(HEADER + COLUMNS + "4,G,false,,,s\n43,U,false,,,s\n" + row + "\n")
@@ -253,16 +260,25 @@ def _load(backend: Backend, plan: PlanFile) -> tuple[str, bool]:
 def _plan_rows(backend: Backend) -> list[tuple[str, str, int]]:
     with backend.container.uow() as uow:
         s = uow.session
-        return [(p.code, p.version, s.execute(select(func.count()).select_from(JrwaClass)
-                                              .where(JrwaClass.plan_id == p.id)).scalar_one())
-                for p in JrwaRepository(s).plans()]
+        return [
+            (
+                p.code,
+                p.version,
+                s.execute(
+                    select(func.count()).select_from(JrwaClass).where(JrwaClass.plan_id == p.id)
+                ).scalar_one(),
+            )
+            for p in JrwaRepository(s).plans()
+        ]
 
 
 def _audit_count(backend: Backend, action: str) -> int:
     with backend.container.uow() as uow:
-        return int(uow.session.execute(
-            select(func.count()).select_from(AuditEntry).where(AuditEntry.action == action)
-        ).scalar_one())
+        return int(
+            uow.session.execute(
+                select(func.count()).select_from(AuditEntry).where(AuditEntry.action == action)
+            ).scalar_one()
+        )
 
 
 def test_loading_the_same_plan_twice_is_a_no_op(backend: Backend) -> None:
@@ -276,8 +292,11 @@ def test_loading_the_same_plan_twice_is_a_no_op(backend: Backend) -> None:
 
 def test_changed_content_under_the_same_version_is_refused(backend: Backend) -> None:
     before = _plan_rows(backend)
-    changed = parse_plan(_shipped_text("szkola").replace(
-        "Legitymacje szkolne i ich duplikaty", "Legitymacje szkolne"))
+    changed = parse_plan(
+        _shipped_text("szkola").replace(
+            "Legitymacje szkolne i ich duplikaty", "Legitymacje szkolne"
+        )
+    )
     assert changed.version == "2026.1"
     with pytest.raises(Conflict) as exc, backend.container.uow() as uow:
         load_plan(uow, changed)
@@ -289,10 +308,14 @@ def test_changed_content_under_the_same_version_is_refused(backend: Backend) -> 
 def _next_version_text(valid_from: date, version: str = "2027.1") -> str:
     """The shipped schools' plan as a new version: class 431 renamed and recategorised."""
     text = _shipped_text("szkola")
-    for old, new in [("# version: 2026.1", f"# version: {version}"),
-                     ("# valid_from: 2012-01-01", f"# valid_from: {valid_from.isoformat()}"),
-                     ("431,Legitymacje szkolne i ich duplikaty,true,B5,",
-                      "431,Legitymacje szkolne (nowe brzmienie),true,B10,")]:
+    for old, new in [
+        ("# version: 2026.1", f"# version: {version}"),
+        ("# valid_from: 2012-01-01", f"# valid_from: {valid_from.isoformat()}"),
+        (
+            "431,Legitymacje szkolne i ich duplikaty,true,B5,",
+            "431,Legitymacje szkolne (nowe brzmienie),true,B10,",
+        ),
+    ]:
         assert old in text
         text = text.replace(old, new)
     return text
@@ -304,18 +327,24 @@ def _next_version(valid_from: date, version: str = "2027.1") -> PlanFile:
     return plan
 
 
-def test_new_version_takes_over_and_old_cases_keep_theirs(backend: Backend,
-                                                          client: TestClient) -> None:
+def test_new_version_takes_over_and_old_cases_keep_theirs(
+    backend: Backend, client: TestClient
+) -> None:
     h = token(client, "clerk.sp58")
-    old = client.post("/api/v1/cases", headers=h,
-                      json={"jrwa": "431", "title": "Duplikat legitymacji (stary wykaz)"})
+    old = client.post(
+        "/api/v1/cases",
+        headers=h,
+        json={"jrwa": "431", "title": "Duplikat legitymacji (stary wykaz)"},
+    )
     assert old.status_code == 201, old.text
     assert old.json()["jrwa_plan_version"] == "2026.1"
     assert old.json()["retention_category"] == "B5"
 
     # A version that starts in the future changes nothing yet.
-    assert _load(backend, _next_version(_warsaw_today() + timedelta(days=2), "2028.1")) == \
-        ("2028.1", True)
+    assert _load(backend, _next_version(_warsaw_today() + timedelta(days=2), "2028.1")) == (
+        "2028.1",
+        True,
+    )
     assert client.get("/api/v1/jrwa", headers=h).json()["version"] == "2026.1"
 
     # A version in force since yesterday becomes the plan in force.
@@ -342,14 +371,16 @@ def test_new_version_takes_over_and_old_cases_keep_theirs(backend: Backend,
     assert kept["jrwa_title"] == "Legitymacje szkolne i ich duplikaty"
 
     # Filing into the old case still uses its class (and its category).
-    follow = register(client, h, letter_meta(new_case=False, jrwa=None,
-                                             case_reference=old.json()["reference"]))
+    follow = register(
+        client, h, letter_meta(new_case=False, jrwa=None, case_reference=old.json()["reference"])
+    )
     assert follow.status_code == 201, follow.text
     assert follow.json()["documents"][0]["qualification"] == "B5"
 
     # The schools' plan changed; the office's did not.
-    assert client.get("/api/v1/jrwa", headers=token(client, "clerk.wow")).json()["version"] == \
-        "2026.1"
+    assert (
+        client.get("/api/v1/jrwa", headers=token(client, "clerk.wow")).json()["version"] == "2026.1"
+    )
 
 
 # --- class checks on registration ---------------------------------------------------------
@@ -357,17 +388,25 @@ def test_new_version_takes_over_and_old_cases_keep_theirs(backend: Backend,
 
 def _counters(backend: Backend) -> list[tuple[str, int, int]]:
     with backend.container.uow() as uow:
-        return sorted((c.series, c.year, c.last_value)
-                      for c in uow.session.execute(select(NumberCounter)).scalars())
+        return sorted(
+            (c.series, c.year, c.last_value)
+            for c in uow.session.execute(select(NumberCounter)).scalars()
+        )
 
 
-@pytest.mark.parametrize(("jrwa", "code"), [("43", "jrwa_class_not_leaf"),
-                                            ("4", "jrwa_class_not_leaf"),
-                                            ("40", "jrwa_class_not_leaf"),
-                                            ("9999", "unknown_jrwa_class"),
-                                            ("43170", "unknown_jrwa_class")])
-def test_registration_refuses_bad_classes(backend: Backend, client: TestClient, jrwa: str,
-                                          code: str) -> None:
+@pytest.mark.parametrize(
+    ("jrwa", "code"),
+    [
+        ("43", "jrwa_class_not_leaf"),
+        ("4", "jrwa_class_not_leaf"),
+        ("40", "jrwa_class_not_leaf"),
+        ("9999", "unknown_jrwa_class"),
+        ("43170", "unknown_jrwa_class"),
+    ],
+)
+def test_registration_refuses_bad_classes(
+    backend: Backend, client: TestClient, jrwa: str, code: str
+) -> None:
     h = token(client, "clerk.sp58")
     counters = _counters(backend)
     for new_case in (True, False):
@@ -390,8 +429,9 @@ def test_registration_refuses_bad_classes(backend: Backend, client: TestClient, 
 # --- the command line ---------------------------------------------------------------------
 
 
-def test_cli_jrwa_load(sqlite_backend: Backend, tmp_path: Path,
-                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_jrwa_load(
+    sqlite_backend: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "szkola-2027.1.csv"
     text = _next_version_text(date(2026, 1, 1))
     plan = parse_plan(text)
@@ -426,8 +466,9 @@ def test_cli_jrwa_load(sqlite_backend: Backend, tmp_path: Path,
     bad = CliRunner().invoke(cli.app, ["jrwa", "load", str(path)])
     assert bad.exit_code == 2
     assert "bad symbol '43x'" in bad.output
-    path.write_text(text.replace("# valid_from: 2026-01-01", "# valid_from: 2026-02-30"),
-                    encoding="utf-8")
+    path.write_text(
+        text.replace("# valid_from: 2026-01-01", "# valid_from: 2026-02-30"), encoding="utf-8"
+    )
     bad = CliRunner().invoke(cli.app, ["jrwa", "load", str(path)])
     assert bad.exit_code == 2, bad.output
     assert "valid_from" in bad.output

@@ -59,8 +59,13 @@ def only_event(backend: Backend, topic: str) -> OutboxEvent:
 
 def audit_actions(backend: Backend, action: str) -> list[str]:
     with backend.container.session_factory() as s:
-        return list(s.execute(select(AuditEntry.object_id).where(AuditEntry.action == action)
-                              .order_by(AuditEntry.seq)).scalars())
+        return list(
+            s.execute(
+                select(AuditEntry.object_id)
+                .where(AuditEntry.action == action)
+                .order_by(AuditEntry.seq)
+            ).scalars()
+        )
 
 
 @pytest.fixture
@@ -198,14 +203,19 @@ def test_handler_changes_and_done_mark_commit_together(backend: Backend) -> None
     seen_at_commit: list[tuple[str, list[str]]] = []
 
     def snapshot() -> None:  # what the database holds the moment the handler's work commits
-        seen_at_commit.append((only_event(backend, "test.effect").status,
-                               audit_actions(backend, "test.effect")))
+        seen_at_commit.append(
+            (only_event(backend, "test.effect").status, audit_actions(backend, "test.effect"))
+        )
 
     def effect(uow: UnitOfWork, payload: dict[str, Any]) -> None:
         uow.audit("test.effect", "outbox_test", payload["n"])
         # A follow-up event; the first time its dedupe key clashes, so the commit fails.
-        uow.enqueue("test.follow_up", payload, available_at=FAR_FUTURE,
-                    dedupe_key="taken" if clash["on"] else f"follow-up:{payload['n']}")
+        uow.enqueue(
+            "test.follow_up",
+            payload,
+            available_at=FAR_FUTURE,
+            dedupe_key="taken" if clash["on"] else f"follow-up:{payload['n']}",
+        )
         uow.after_commit(snapshot)
 
     worker = make_worker(backend, {"test.effect": effect})
@@ -313,6 +323,7 @@ def test_concurrent_workers_never_claim_the_same_event(pg_backend: Backend) -> N
             with lock:
                 handled[name].append(payload["n"])
             uow.audit("test.handled", "outbox_test", payload["n"])
+
         return handle
 
     with pg_backend.container.uow() as uow:
@@ -320,8 +331,7 @@ def test_concurrent_workers_never_claim_the_same_event(pg_backend: Backend) -> N
             uow.enqueue("test.job", {"n": n})
         uow.commit()
 
-    workers = [make_worker(pg_backend, {"test.job": recorder(name)}, batch=3)
-               for name in handled]
+    workers = [make_worker(pg_backend, {"test.job": recorder(name)}, batch=3) for name in handled]
     barrier = threading.Barrier(len(workers))
 
     def claim_together(w: Worker) -> int:
@@ -341,13 +351,17 @@ def test_concurrent_workers_never_claim_the_same_event(pg_backend: Backend) -> N
     evs = events(pg_backend, "test.job")
     assert {(e.status, e.attempts) for e in evs} == {("done", 1)}  # nobody claimed one twice
     assert sorted(int(x) for x in audit_actions(pg_backend, "test.handled")) == list(
-        range(n_events))
+        range(n_events)
+    )
     with pg_backend.container.uow() as uow:
         assert verify_chain(AuditRepository(uow.session)).ok
     with pg_backend.container.session_factory() as s:
-        assert s.execute(select(func.count()).select_from(OutboxEvent)
-                         .where(OutboxEvent.status != "done")).scalar_one() == 0
-
+        assert (
+            s.execute(
+                select(func.count()).select_from(OutboxEvent).where(OutboxEvent.status != "done")
+            ).scalar_one()
+            == 0
+        )
 
 
 def test_a_worker_that_lost_its_lease_does_not_overwrite_the_result(backend: Backend) -> None:

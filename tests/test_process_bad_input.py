@@ -25,6 +25,7 @@ from tests.test_processes import (
     token,
 )
 
+
 def refused(client: TestClient, bpmn: str, forms: dict[str, Any] | None = None) -> Any:
     r = deploy(client, bpmn, forms)
     assert 400 <= r.status_code < 500, r.text
@@ -94,7 +95,9 @@ def test_xml_attacks_and_non_bpmn(sqlite_backend: Backend) -> None:
             "xml_malformed"
         )
         # Schema-invalid BPMN (an element BPMN does not have) is refused too.
-        odd = review_model().replace('<bpmn:endEvent id="end">', '<bpmn:endThing id="x"/><bpmn:endEvent id="end">')
+        odd = review_model().replace(
+            '<bpmn:endEvent id="end">', '<bpmn:endThing id="x"/><bpmn:endEvent id="end">'
+        )
         assert error_code(refused(client, odd)) == "bpmn_refused"
 
 
@@ -125,9 +128,9 @@ def test_missing_or_broken_forms_and_unknown_lanes(sqlite_backend: Backend) -> N
         assert error_code(refused(client, review_model(), forms)) == "bpmn_form_missing"
         broken = {**FORMS, "forms/handle.schema.json": {"type": "no-such-type"}}
         assert error_code(refused(client, review_model(), broken)) == "bpmn_form_invalid"
-        assert error_code(refused(client, review_model().replace('name="Referent"', 'name="Kucharz"'))) == (
-            "bpmn_unknown_lane"
-        )
+        assert error_code(
+            refused(client, review_model().replace('name="Referent"', 'name="Kucharz"'))
+        ) == ("bpmn_unknown_lane")
 
 
 @pytest.mark.parametrize(
@@ -164,3 +167,49 @@ def test_runaway_scripts_become_incidents_and_others_go_on(
     other = next(t for t in inbox(client, HEAD) if t["instance_id"] == bystander["id"])
     assert complete(client, HEAD, other["id"], {"handler": HANDLER}).status_code == 200
     assert only(inbox(client, HANDLER), "handle")["instance_id"] == bystander["id"]
+
+
+LOOP = (
+    '<?xml version="1.0"?><bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
+    'id="d" targetNamespace="x"><bpmn:process id="endless" isExecutable="true">'
+    '<bpmn:startEvent id="start"><bpmn:outgoing>f0</bpmn:outgoing></bpmn:startEvent>'
+    '<bpmn:scriptTask id="count"><bpmn:incoming>f0</bpmn:incoming><bpmn:incoming>f2</bpmn:incoming>'
+    "<bpmn:outgoing>f1</bpmn:outgoing><bpmn:script>n = 1</bpmn:script></bpmn:scriptTask>"
+    '<bpmn:exclusiveGateway id="b" default="f2"><bpmn:incoming>f1</bpmn:incoming>'
+    "<bpmn:outgoing>f2</bpmn:outgoing><bpmn:outgoing>f3</bpmn:outgoing></bpmn:exclusiveGateway>"
+    '<bpmn:endEvent id="end"><bpmn:incoming>f3</bpmn:incoming></bpmn:endEvent>'
+    '<bpmn:sequenceFlow id="f0" sourceRef="start" targetRef="count"/>'
+    '<bpmn:sequenceFlow id="f1" sourceRef="count" targetRef="b"/>'
+    '<bpmn:sequenceFlow id="f2" sourceRef="b" targetRef="count"/>'
+    '<bpmn:sequenceFlow id="f3" sourceRef="b" targetRef="end">'
+    "<bpmn:conditionExpression>n == 2</bpmn:conditionExpression></bpmn:sequenceFlow>"
+    "</bpmn:process></bpmn:definitions>"
+)
+
+
+def test_endless_automatic_loop_is_stopped_as_an_incident(sqlite_backend: Backend) -> None:
+    with sqlite_backend.client() as client:
+        assert deploy(client, LOOP, {}).status_code == 201
+        r = client.post(
+            "/api/v1/processes/endless/start", headers=token(client, HEAD), json={"unit": "SP58"}
+        )
+        assert r.status_code == 201, r.text
+        assert r.json()["status"] == "incident"
+        incidents = client.get("/api/v1/incidents", headers=token(client, CITY_ADMIN)).json()
+        assert "engine steps" in incidents[0]["message"]
+
+
+def test_a_process_that_calls_itself_is_refused(sqlite_backend: Backend) -> None:
+    calls_itself = (
+        '<?xml version="1.0"?><bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
+        'id="d" targetNamespace="x"><bpmn:process id="again" isExecutable="true">'
+        '<bpmn:startEvent id="start"><bpmn:outgoing>f0</bpmn:outgoing></bpmn:startEvent>'
+        '<bpmn:callActivity id="call" calledElement="again"><bpmn:incoming>f0</bpmn:incoming>'
+        "<bpmn:outgoing>f1</bpmn:outgoing></bpmn:callActivity>"
+        '<bpmn:endEvent id="end"><bpmn:incoming>f1</bpmn:incoming></bpmn:endEvent>'
+        '<bpmn:sequenceFlow id="f0" sourceRef="start" targetRef="call"/>'
+        '<bpmn:sequenceFlow id="f1" sourceRef="call" targetRef="end"/>'
+        "</bpmn:process></bpmn:definitions>"
+    )
+    with sqlite_backend.client() as client:
+        assert error_code(refused(client, calls_itself, {})) == "bpmn_call_cycle"

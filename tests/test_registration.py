@@ -13,8 +13,12 @@ from tests.helpers import PDF, PNG, error_code, letter_meta, register, token
 
 def test_register_letter_opens_case_and_stores_file(backend: Backend, client: TestClient) -> None:
     h = token(client, "clerk.sp58")
-    r = register(client, h, letter_meta(), [("wniosek.pdf", PDF, "application/pdf"),
-                                            ("zdjęcie.png", PNG, "image/png")])
+    r = register(
+        client,
+        h,
+        letter_meta(),
+        [("wniosek.pdf", PDF, "application/pdf"), ("zdjęcie.png", PNG, "image/png")],
+    )
     assert r.status_code == 201, r.text
     body = r.json()
     year = body["rpw_number"].split("/")[2]
@@ -47,9 +51,16 @@ def test_register_letter_opens_case_and_stores_file(backend: Backend, client: Te
 def test_second_letter_joins_existing_case(backend: Backend, client: TestClient) -> None:
     h = token(client, "clerk.sp58")
     first = register(client, h, letter_meta()).json()
-    r = register(client, h, letter_meta(new_case=False, jrwa=None,
-                                        case_reference=first["case_reference"],
-                                        subject="Uzupełnienie wniosku"))
+    r = register(
+        client,
+        h,
+        letter_meta(
+            new_case=False,
+            jrwa=None,
+            case_reference=first["case_reference"],
+            subject="Uzupełnienie wniosku",
+        ),
+    )
     assert r.status_code == 201, r.text
     second = r.json()
     assert second["case_reference"] == first["case_reference"]
@@ -75,8 +86,9 @@ def test_item_without_case_and_registers_are_per_unit(backend: Backend, client: 
 
 def test_case_reference_with_department(backend: Backend, client: TestClient) -> None:
     h = token(client, "clerk.wow")
-    r = register(client, h, letter_meta(jrwa="43170", department="OS",
-                                        subject="Arkusz organizacji SP58"))
+    r = register(
+        client, h, letter_meta(jrwa="43170", department="OS", subject="Arkusz organizacji SP58")
+    )
     assert r.status_code == 201, r.text
     year = r.json()["rpw_number"].split("/")[2]
     assert r.json()["case_reference"] == f"WOW-OS.43170.1.{year}"
@@ -85,9 +97,16 @@ def test_case_reference_with_department(backend: Backend, client: TestClient) ->
 def test_outgoing_register_and_dispatch(backend: Backend, client: TestClient) -> None:
     h = token(client, "clerk.sp58")
     case_ref = register(client, h, letter_meta()).json()["case_reference"]
-    r = client.post("/api/v1/outgoing", headers=h, json={
-        "subject": "Odpowiedź na wniosek", "channel": "paper", "case_reference": case_ref,
-        "recipients": [{"name": "Anna Kowalska", "address": "ul. Polna 5, 00-100 Miasto"}]})
+    r = client.post(
+        "/api/v1/outgoing",
+        headers=h,
+        json={
+            "subject": "Odpowiedź na wniosek",
+            "channel": "paper",
+            "case_reference": case_ref,
+            "recipients": [{"name": "Anna Kowalska", "address": "ul. Polna 5, 00-100 Miasto"}],
+        },
+    )
     assert r.status_code == 201, r.text
     out = r.json()
     assert out["number"].startswith("WYCH/1/") and out["status"] == "ready"
@@ -101,23 +120,30 @@ def test_document_versions_are_immutable(backend: Backend, client: TestClient) -
     h = token(client, "clerk.sp58")
     body = register(client, h, letter_meta()).json()
     doc = body["documents"][0]
-    r = client.post(f"/api/v1/documents/{doc['id']}/versions", headers=h,
-                    data={"note": "skan lepszej jakości"},
-                    files=[("file", ("wniosek-v2.pdf", PDF + b"%v2\n", "application/pdf"))])
+    r = client.post(
+        f"/api/v1/documents/{doc['id']}/versions",
+        headers=h,
+        data={"note": "skan lepszej jakości"},
+        files=[("file", ("wniosek-v2.pdf", PDF + b"%v2\n", "application/pdf"))],
+    )
     assert r.status_code == 201, r.text
     assert r.json()["version"] == 2
     v1 = client.get(f"/api/v1/documents/{doc['id']}/versions/1/content", headers=h)
     v2 = client.get(f"/api/v1/documents/{doc['id']}/versions/2/content", headers=h)
     assert v1.content == PDF and v2.content == PDF + b"%v2\n"
-    added = client.post(f"/api/v1/cases/{body['case_reference']}/documents", headers=h,
-                        data={"meta": '{"title": "Notatka służbowa"}'},
-                        files=[("file", ("notatka.txt", b"Notatka.", "text/plain"))])
+    added = client.post(
+        f"/api/v1/cases/{body['case_reference']}/documents",
+        headers=h,
+        data={"meta": '{"title": "Notatka służbowa"}'},
+        files=[("file", ("notatka.txt", b"Notatka.", "text/plain"))],
+    )
     assert added.status_code == 201, added.text
     assert added.json()["identifier"] == f"{body['case_reference']}/2"
 
 
-def test_unforeseen_uniqueness_race_is_a_409_not_a_500(backend: Backend,
-                                                       client: TestClient) -> None:
+def test_unforeseen_uniqueness_race_is_a_409_not_a_500(
+    backend: Backend, client: TestClient
+) -> None:
     """A document identifier taken between counting and inserting (another request got there
     first) must come back as a retryable 409, with nothing written."""
     from sqlalchemy import func, select
@@ -129,26 +155,42 @@ def test_unforeseen_uniqueness_race_is_a_409_not_a_500(backend: Backend,
     ref = register(client, h, letter_meta()).json()["case_reference"]
     with backend.container.uow() as uow:
         case = uow.session.execute(select(Case).where(Case.reference == ref)).scalar_one()
-        first = uow.session.execute(select(Document).where(Document.case_id == case.id)
-                                    ).scalar_one()
+        first = uow.session.execute(
+            select(Document).where(Document.case_id == case.id)
+        ).scalar_one()
         # The identifier the next document of the case will get, taken by a document that is
         # not (yet) counted in the case, as if a concurrent request had just inserted it.
-        uow.session.execute(Document.__table__.insert().values(
-            id=__import__("uuid").uuid4(), unit_id=case.unit_id, identifier=f"{ref}/2",
-            title="x", creator="x", document_date=first.document_date, format="text/plain",
-            access="ograniczony", type="Text", language="pol", created_by=first.created_by,
-            created_at=first.created_at))
+        uow.session.execute(
+            Document.__table__.insert().values(
+                id=__import__("uuid").uuid4(),
+                unit_id=case.unit_id,
+                identifier=f"{ref}/2",
+                title="x",
+                creator="x",
+                document_date=first.document_date,
+                format="text/plain",
+                access="ograniczony",
+                type="Text",
+                language="pol",
+                created_by=first.created_by,
+                created_at=first.created_at,
+            )
+        )
         uow.commit()
-        docs_before = uow.session.execute(select(func.count()).select_from(Document)
-                                          ).scalar_one()
-    r = client.post(f"/api/v1/cases/{ref}/documents", headers=h,
-                    data={"meta": '{"title": "Notatka"}'},
-                    files=[("file", ("n.txt", b"Notatka.", "text/plain"))])
+        docs_before = uow.session.execute(select(func.count()).select_from(Document)).scalar_one()
+    r = client.post(
+        f"/api/v1/cases/{ref}/documents",
+        headers=h,
+        data={"meta": '{"title": "Notatka"}'},
+        files=[("file", ("n.txt", b"Notatka.", "text/plain"))],
+    )
     assert r.status_code == 409, r.text
     assert error_code(r) == "concurrent_change"
     with backend.container.uow() as uow:
-        assert uow.session.execute(select(func.count()).select_from(Document)
-                                   ).scalar_one() == docs_before
+        assert (
+            uow.session.execute(select(func.count()).select_from(Document)).scalar_one()
+            == docs_before
+        )
 
 
 def test_unreachable_database_is_a_503(tmp_path: Path) -> None:
@@ -157,8 +199,9 @@ def test_unreachable_database_is_a_503(tmp_path: Path) -> None:
     from api.bootstrap import bootstrap
     from workflow.settings import Settings
 
-    settings = Settings(data_dir=tmp_path,
-                        database_url=f"sqlite:///{tmp_path}/missing-dir/ezd.sqlite3")
+    settings = Settings(
+        data_dir=tmp_path, database_url=f"sqlite:///{tmp_path}/missing-dir/ezd.sqlite3"
+    )
     c = bootstrap(settings)
     with TestClient(create_app(c, start_worker=False), raise_server_exceptions=False) as client:
         r = client.post("/api/v1/auth/token", data={"username": "clerk.sp58", "password": "x"})

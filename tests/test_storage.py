@@ -48,10 +48,14 @@ class Store:
 
 def _seaweedfs(prefix: str, bucket: str | None = None) -> S3BlobStore:
     env = need_real_services()
-    return S3BlobStore(env["EZD_TEST_S3_ENDPOINT"], env["EZD_TEST_S3_ACCESS_KEY"],
-                       env["EZD_TEST_S3_SECRET_KEY"], bucket or env["EZD_TEST_S3_BUCKET"],
-                       secure=os.environ.get("EZD_TEST_S3_SECURE", "false") == "true",
-                       prefix=prefix)
+    return S3BlobStore(
+        env["EZD_TEST_S3_ENDPOINT"],
+        env["EZD_TEST_S3_ACCESS_KEY"],
+        env["EZD_TEST_S3_SECRET_KEY"],
+        bucket or env["EZD_TEST_S3_BUCKET"],
+        secure=os.environ.get("EZD_TEST_S3_SECURE", "false") == "true",
+        prefix=prefix,
+    )
 
 
 def _minio_env() -> dict[str, str]:
@@ -68,11 +72,14 @@ def _minio_env() -> dict[str, str]:
 
 def _minio(prefix: str, bucket: str | None = None) -> S3BlobStore:
     env = _minio_env()
-    return S3BlobStore(env["EZD_TEST_MINIO_ENDPOINT"], env["EZD_TEST_MINIO_ACCESS_KEY"],
-                       env["EZD_TEST_MINIO_SECRET_KEY"],
-                       bucket or os.environ.get("EZD_TEST_MINIO_BUCKET", "ezd-test"),
-                       secure=os.environ.get("EZD_TEST_MINIO_SECURE", "false") == "true",
-                       prefix=prefix)
+    return S3BlobStore(
+        env["EZD_TEST_MINIO_ENDPOINT"],
+        env["EZD_TEST_MINIO_ACCESS_KEY"],
+        env["EZD_TEST_MINIO_SECRET_KEY"],
+        bucket or os.environ.get("EZD_TEST_MINIO_BUCKET", "ezd-test"),
+        secure=os.environ.get("EZD_TEST_MINIO_SECURE", "false") == "true",
+        prefix=prefix,
+    )
 
 
 @pytest.fixture(params=["local", "seaweedfs", "minio"])
@@ -92,13 +99,22 @@ def blobs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
         assert list(s3.list_keys("", FAR_FUTURE)) == []
 
 
-def make_upload(tmp_path: Path, content: bytes, *, sha256: str | None = None,
-                md5: str | None = None, name: str = "plik.bin") -> SpooledUpload:
+def make_upload(
+    tmp_path: Path,
+    content: bytes,
+    *,
+    sha256: str | None = None,
+    md5: str | None = None,
+    name: str = "plik.bin",
+) -> SpooledUpload:
     path = tmp_path / f"upload-{uuid.uuid4().hex}"
     path.write_bytes(content)
     return SpooledUpload(
-        path=path, file_name=name, declared_type="application/octet-stream",
-        detected_type="application/octet-stream", size=len(content),
+        path=path,
+        file_name=name,
+        declared_type="application/octet-stream",
+        detected_type="application/octet-stream",
+        size=len(content),
         sha256=sha256 or hashlib.sha256(content).hexdigest(),
         md5=md5 or hashlib.md5(content, usedforsecurity=False).hexdigest(),
     )
@@ -261,8 +277,9 @@ def test_check_creates_the_bucket(server: str, tmp_path: Path) -> None:
 
 # Every escaping key points into this test's own tmp_path (never at a real system file): a
 # broken guard must not be able to damage the machine the tests run on.
-@pytest.mark.parametrize("key", ["../x", "../../x", "blobs/../../x", "/ABSOLUTE/x",
-                                 "", ".", "blobs/.."])
+@pytest.mark.parametrize(
+    "key", ["../x", "../../x", "blobs/../../x", "/ABSOLUTE/x", "", ".", "blobs/.."]
+)
 def test_local_store_refuses_keys_outside_its_folder(tmp_path: Path, key: str) -> None:
     key = key.replace("/ABSOLUTE", str(tmp_path))
     root = tmp_path / "store" / "blobs"
@@ -305,9 +322,12 @@ def test_unreachable_s3_raises_unavailable_quickly(tmp_path: Path) -> None:
     store = S3BlobStore("127.0.0.1:1", "access", "secret", "bucket", secure=False)
     upload = make_upload(tmp_path, b"x")
     calls: list[tuple[str, Callable[[], object]]] = [
-        ("check", store.check), ("put", lambda: store.put("blobs/k", upload)),
-        ("open", lambda: store.open("blobs/k")), ("delete", lambda: store.delete("blobs/k")),
-        ("list_keys", lambda: keys(store, "blobs/"))]
+        ("check", store.check),
+        ("put", lambda: store.put("blobs/k", upload)),
+        ("open", lambda: store.open("blobs/k")),
+        ("delete", lambda: store.delete("blobs/k")),
+        ("list_keys", lambda: keys(store, "blobs/")),
+    ]
     for name, call in calls:
         started = time.monotonic()
         with pytest.raises(BlobStoreUnavailable):
@@ -319,8 +339,9 @@ def test_unreachable_s3_raises_unavailable_quickly(tmp_path: Path) -> None:
 # --- the API when content cannot be read --------------------------------------------------
 
 
-def test_download_of_unreadable_content_is_503_not_a_broken_200(backend: Backend,
-                                                                 client: TestClient) -> None:
+def test_download_of_unreadable_content_is_503_not_a_broken_200(
+    backend: Backend, client: TestClient
+) -> None:
     h = token(client, "clerk.sp58")
     r = register(client, h, letter_meta())
     assert r.status_code == 201, r.text
@@ -339,6 +360,10 @@ def test_download_of_unreadable_content_is_503_not_a_broken_200(backend: Backend
 
 
 def _content_reads(uow: UnitOfWork) -> int:
-    return int(uow.session.execute(
-        select(func.count()).select_from(AuditEntry)
-        .where(AuditEntry.action == "document.content_read")).scalar_one())
+    return int(
+        uow.session.execute(
+            select(func.count())
+            .select_from(AuditEntry)
+            .where(AuditEntry.action == "document.content_read")
+        ).scalar_one()
+    )

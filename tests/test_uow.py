@@ -22,9 +22,15 @@ def _upload(tmp_path: Path) -> SpooledUpload:
     data = b"%PDF-1.4 test\n"
     path = tmp_path / "u.pdf"
     path.write_bytes(data)
-    return SpooledUpload(path, "u.pdf", "application/pdf", "application/pdf", len(data),
-                         hashlib.sha256(data).hexdigest(),
-                         hashlib.md5(data, usedforsecurity=False).hexdigest())
+    return SpooledUpload(
+        path,
+        "u.pdf",
+        "application/pdf",
+        "application/pdf",
+        len(data),
+        hashlib.sha256(data).hexdigest(),
+        hashlib.md5(data, usedforsecurity=False).hexdigest(),
+    )
 
 
 def _stored_keys(backend: Backend) -> list[str]:
@@ -43,8 +49,9 @@ def test_failure_before_commit_deletes_the_blob(backend: Backend, tmp_path: Path
     assert _stored_keys(backend) == []
 
 
-def test_failed_commit_keeps_the_blob_for_the_collector(sqlite_backend: Backend,
-                                                        tmp_path: Path) -> None:
+def test_failed_commit_keeps_the_blob_for_the_collector(
+    sqlite_backend: Backend, tmp_path: Path
+) -> None:
     """When COMMIT itself fails, the database may or may not have committed (a connection lost
     after sending it): the blob stays, and only the collector, which checks references, may
     remove it. Simulated with a deferred foreign key, which SQLite checks at COMMIT."""

@@ -11,11 +11,13 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from workflow.engine.runtime import Engine
 from workflow.org.models import Department, Role, RoleAssignment, Unit, UnitKind, User
 from workflow.org.repository import OrgRepository
 from workflow.org.service import hash_password, principal_for
 from workflow.ports import BlobStore, SpooledUpload
 from workflow.principal import SYSTEM
+from workflow.processes.service import start_process
 from workflow.registry.schemas import Party, RegisterIncoming
 from workflow.registry.service import register_incoming_item
 from workflow.uow import UnitOfWork
@@ -116,11 +118,13 @@ def demo_username(role: str, unit_code: str) -> str:
     return f"{role}.{unit_code.lower()}"
 
 
-def seed_demo(uow: UnitOfWork, store: BlobStore) -> list[str]:
-    """Create the demo organisation and letters; idempotent (does nothing when seeded)."""
+def seed_demo(uow: UnitOfWork, store: BlobStore, engine: Engine | None = None) -> list[str]:
+    """Create the demo organisation and letters; idempotent (does nothing when seeded). With an
+    engine, each letter that opened a case starts the incoming-letter process, so the heads'
+    inboxes have work in them."""
     usernames = seed_demo_organisation(uow)
     if usernames:
-        _register_letters(uow, store, OrgRepository(uow.session))
+        _register_letters(uow, store, OrgRepository(uow.session), engine)
     return usernames
 
 
@@ -161,7 +165,9 @@ def seed_demo_organisation(uow: UnitOfWork) -> list[str]:
     return usernames
 
 
-def _register_letters(uow: UnitOfWork, store: BlobStore, repo: OrgRepository) -> None:
+def _register_letters(
+    uow: UnitOfWork, store: BlobStore, repo: OrgRepository, engine: Engine | None
+) -> None:
     with tempfile.TemporaryDirectory(prefix="ezd-demo-") as tmp:
         for n, (unit_code, subject, sender, kind, jrwa, new_case, channel) in enumerate(LETTERS):
             clerk = repo.user_by_username(demo_username(Role.clerk, unit_code))
@@ -182,7 +188,7 @@ def _register_letters(uow: UnitOfWork, store: BlobStore, repo: OrgRepository) ->
                 sha256=hashlib.sha256(body).hexdigest(),
                 md5=hashlib.md5(body, usedforsecurity=False).hexdigest(),
             )
-            register_incoming_item(
+            registered = register_incoming_item(
                 uow,
                 store,
                 RegisterIncoming(
@@ -196,4 +202,8 @@ def _register_letters(uow: UnitOfWork, store: BlobStore, repo: OrgRepository) ->
                 ),
                 [upload],
             )
+            if engine is not None and registered.case is not None and new_case:
+                unit = repo.unit(registered.case.unit_id)
+                assert unit is not None
+                start_process(uow, engine, "incoming_letter", unit, case=registered.case)
     uow.actor = SYSTEM

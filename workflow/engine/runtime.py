@@ -23,6 +23,7 @@ from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter
 from SpiffWorkflow.bpmn.serializer.workflow import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.bpmn.util.event import BpmnEvent
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
@@ -35,6 +36,7 @@ from workflow.engine.sandbox import ScriptSandbox
 from workflow.engine.scripting import (
     RestrictedScriptEngine,
     ServiceCaller,
+    UnknownOperation,
     reset_service_caller,
     with_service_caller,
 )
@@ -218,8 +220,13 @@ class SpecCache:
 class Engine:
     """Stateless apart from the spec cache; one per process."""
 
-    def __init__(self, sandbox: ScriptSandbox, spec_cache: SpecCache | None = None) -> None:
+    def __init__(
+        self, sandbox: ScriptSandbox, spec_cache: SpecCache | None = None, max_steps: int = 500
+    ) -> None:
         self.sandbox = sandbox
+        # SpiffWorkflow stops seeing tasks deeper than 1,000 in its tree (its iterator's depth
+        # limit): a run longer than that would look finished. Stop well before.
+        self.max_steps = max_steps
         self.script_engine = RestrictedScriptEngine(sandbox)
         self.specs = spec_cache or SpecCache()
 
@@ -269,11 +276,23 @@ class Engine:
         token = with_service_caller(services)
         error: EngineStepError | None = None
         try:
+            steps = 0
+
+            def count(task: Any) -> None:
+                nonlocal steps
+                steps += 1
+                if steps > self.max_steps:
+                    raise StepLimitExceeded(
+                        f"more than {self.max_steps} engine steps in one run "
+                        f"(a loop without a user task?) at {task.task_spec.bpmn_id}",
+                        element_id=task.task_spec.bpmn_id,
+                    )
+
             if action is not None:
                 action(wf)
-            wf.do_engine_steps()
+            wf.do_engine_steps(will_complete_task=count)
             wf.refresh_timers()
-            wf.do_engine_steps()
+            wf.do_engine_steps(will_complete_task=count)
         except Exception as e:
             # User code failing (even when the sandbox saw an OSError underneath) is an
             # incident; a database or I/O failure elsewhere fails the transaction.
@@ -281,7 +300,7 @@ class Engine:
             if not script_failure and (_infrastructure_failure(e) or not _is_workflow_error(e)):
                 raise
             failed = wf.get_tasks(state=TaskState.ERROR)
-            element = failed[0].task_spec.bpmn_id if failed else getattr(e, "task_spec", None)
+            element = failed[0].task_spec.bpmn_id if failed else getattr(e, "element_id", None)
             error = EngineStepError(
                 element if isinstance(element, str) else None, _describe(e), is_script_failure(e)
             )
@@ -310,7 +329,9 @@ class Engine:
         ]
         return Snapshot(
             state=self.dump(compiled, wf),
-            completed=bool(wf.completed),
+            # wf.completed is set only by an End task; a path may also end at an activity
+            # without outgoing flows (a cancelled transaction, an error end).
+            completed=bool(wf.completed or wf.is_completed()),
             human_tasks=human,
             next_timer_at=next_timer(wf),
             message_waits=message_waits(wf),
@@ -362,9 +383,13 @@ class Engine:
         def action(wf: BpmnWorkflow) -> None:
             cls: type[MessageEventDefinition] = MessageEventDefinition
             for task in wf.event_manager.tasks.values():
-                definition = task.task_spec.event_definition
-                if isinstance(definition, MessageEventDefinition) and definition.name == name:
-                    cls = type(definition)
+                found = [
+                    d
+                    for d in event_definitions(task)
+                    if isinstance(d, MessageEventDefinition) and d.name == name
+                ]
+                if found:
+                    cls = type(found[0])
                     break
             else:
                 for spec in [wf.spec, *wf.subprocess_specs.values()]:
@@ -394,6 +419,14 @@ class Engine:
 
 class TaskNotReady(Exception):
     pass
+
+
+class StepLimitExceeded(UnknownOperation):
+    """A run that never reaches a wait state (an endless loop of automatic steps)."""
+
+    def __init__(self, message: str, *, element_id: str | None) -> None:
+        super().__init__(message)
+        self.element_id = element_id
 
 
 def _is_workflow_error(e: BaseException) -> bool:
@@ -433,8 +466,7 @@ def next_timer(wf: BpmnWorkflow) -> datetime | None:
     """
     due: list[datetime] = []
     for task in list(wf.event_manager.tasks.values()):
-        definition = task.task_spec.event_definition
-        if not isinstance(definition, TimerEventDefinition):
+        if not any(isinstance(d, TimerEventDefinition) for d in event_definitions(task)):
             continue
         if task.state not in (TaskState.WAITING, TaskState.READY) and not task.has_state(
             TaskState.WAITING
@@ -458,9 +490,21 @@ def next_timer(wf: BpmnWorkflow) -> datetime | None:
     return min(due) if due else None
 
 
+def event_definitions(task: Any) -> list[Any]:
+    """The event definitions a waiting task catches (an event-based gateway's or a multiple
+    event's combined definition is opened up)."""
+    definition = getattr(task.task_spec, "event_definition", None)
+    if isinstance(definition, MultipleEventDefinition):
+        return list(definition.event_definitions)
+    return [definition] if definition is not None else []
+
+
 def message_waits(wf: BpmnWorkflow) -> list[MessageWait]:
-    waits = []
-    for pending in wf.waiting_events():
-        if pending.event_type == "MessageEventDefinition":
-            waits.append(MessageWait(pending.name, dict(pending.correlations or {})))
-    return waits
+    waits: dict[str, MessageWait] = {}
+    for task in list(wf.event_manager.tasks.values()):
+        if task.state != TaskState.WAITING and not task.has_state(TaskState.WAITING):
+            continue
+        for d in event_definitions(task):
+            if isinstance(d, MessageEventDefinition) and d.name:
+                waits.setdefault(d.name, MessageWait(d.name, dict(wf.correlations or {})))
+    return list(waits.values())

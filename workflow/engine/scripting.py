@@ -14,12 +14,16 @@ from __future__ import annotations
 import contextvars
 import json
 from collections.abc import Callable, Mapping
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any, Protocol
 
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
 
 from workflow.engine.sandbox import ScriptError, ScriptSandbox
+
+_DATA = (str, int, float, bool, type(None), list, dict, date, datetime, Decimal)
 
 
 class ServiceCaller(Protocol):
@@ -67,8 +71,10 @@ class RestrictedEnvironment(BasePythonScriptEngineEnvironment):  # type: ignore[
     ) -> bool:
         scope = {**(external_context or {}), **context}
         result = self.sandbox.execute(script, scope)
+        # The sandbox passes only data (not "_" keys or other objects); a data key missing from
+        # the result was deleted by the script.
         for k in list(context):
-            if k not in result:
+            if k not in result and not k.startswith("_") and isinstance(context[k], _DATA):
                 del context[k]
         for k, v in result.items():
             if external_context is None or k not in external_context:
@@ -101,7 +107,13 @@ class RestrictedScriptEngine(PythonScriptEngine):  # type: ignore[misc]
         self.sandbox = sandbox
 
     def validate(self, expression: str) -> None:
-        self.sandbox.check(expression, "eval")
+        # SpiffWorkflow's DMN engine probes cells with validate() and expects SyntaxError.
+        try:
+            self.sandbox.check(expression, "eval")
+        except ScriptError as e:
+            if e.kind == "syntax":
+                raise SyntaxError(e.message) from e
+            raise
 
 
 def is_script_failure(exc: BaseException) -> bool:

@@ -117,6 +117,7 @@ def check_definition(
                 code="bpmn_unknown_operation",
                 details={"operation": op.get("id"), "known": sorted(OPERATIONS)},
             )
+    _refuse_call_cycles(parsed)
     required_forms(parsed, forms)
     key = parsed.executable_ids[0]
     process = next(p for p in parsed.processes if p.id == key)
@@ -133,6 +134,29 @@ def check_definition(
         }
     )
     return DefinitionCheck(parsed, key, process.name or key, starts)
+
+
+def _refuse_call_cycles(parsed: ParsedDefinition) -> None:
+    """A process that calls itself (directly or through others) would never stop."""
+    calls: dict[str, set[str]] = {}
+    for process in parsed.root.xpath(".//bpmn:process", namespaces=NS):
+        calls[process.get("id", "")] = {
+            str(c) for c in process.xpath(".//bpmn:callActivity/@calledElement", namespaces=NS)
+        }
+
+    def visit(node: str, path: list[str]) -> None:
+        for callee in calls.get(node, ()):
+            if callee in path:
+                cycle = " → ".join([*path[path.index(callee) :], callee])
+                raise ValidationFailed(
+                    f"Proces wywołuje sam siebie: {cycle}.",
+                    f"The process calls itself: {cycle}.",
+                    code="bpmn_call_cycle",
+                )
+            visit(callee, [*path, callee])
+
+    for pid in calls:
+        visit(pid, [pid])
 
 
 def deploy_definition(

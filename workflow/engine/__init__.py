@@ -1,0 +1,1 @@
+"""BPMN engine: the only package that imports SpiffWorkflow."""
