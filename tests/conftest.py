@@ -25,6 +25,7 @@ from sqlalchemy.engine import make_url
 from api.app import create_app
 from api.bootstrap import Container, bootstrap
 from workflow.demo import seed_demo_organisation
+from workflow.engine.runtime import reset_clock
 from workflow.schema import load_shipped_plans, upgrade_database
 from workflow.settings import Settings
 
@@ -73,6 +74,14 @@ def _seed(settings: Settings) -> None:
         uow.commit()
     c.deploy_library()
     c.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _engine_clock() -> Iterator[None]:
+    """Tests that move the engine's clock forward leave it where they found it."""
+    reset_clock()
+    yield
+    reset_clock()
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,6 @@ from workflow.engine.runtime import (
     Snapshot,
     ThrownMessage,
     advance_clock,
-    reset_clock,
 )
 from workflow.engine.sandbox import ScriptSandbox
 
@@ -304,13 +303,6 @@ def engine() -> Iterator[Engine]:
     sandbox = ScriptSandbox(time_limit_s=5.0, processes=2)
     yield Engine(sandbox)
     sandbox.close()
-
-
-@pytest.fixture(autouse=True)
-def engine_clock() -> Iterator[None]:
-    reset_clock()
-    yield
-    reset_clock()
 
 
 class Instance:

@@ -213,3 +213,35 @@ def test_a_process_that_calls_itself_is_refused(sqlite_backend: Backend) -> None
     )
     with sqlite_backend.client() as client:
         assert error_code(refused(client, calls_itself, {})) == "bpmn_call_cycle"
+
+
+def test_decision_tables_are_checked_like_scripts(sqlite_backend: Backend) -> None:
+    """A DMN cell runs as an expression: one that reaches for internals or calls is refused."""
+    from workflow.processes.service import library_files
+
+    library = next(
+        f
+        for f in library_files(sqlite_backend.settings.bpmn_dir)
+        if f.name == "invoice_approval.bpmn"
+    )
+    ((name, table),) = library.decisions.items()
+    with sqlite_backend.client() as client:
+        for bad in ("__import__('os')", "open('/etc/passwd')", "().__class__"):
+            evil = table.replace("<text>True</text>", f"<text>{bad}</text>", 1)
+            r = client.post(
+                "/api/v1/process-definitions",
+                headers=token(client, CITY_ADMIN),
+                json={
+                    "bpmn": library.bpmn.decode(),
+                    "forms": library.forms,
+                    "decisions": {name: evil},
+                },
+            )
+            assert r.status_code == 422 and error_code(r) == "bpmn_script_refused", r.text
+        # Without its table the definition does not load at all.
+        r = client.post(
+            "/api/v1/process-definitions",
+            headers=token(client, CITY_ADMIN),
+            json={"bpmn": library.bpmn.decode(), "forms": library.forms},
+        )
+        assert r.status_code == 422 and error_code(r) == "bpmn_refused"

@@ -13,18 +13,11 @@ from fastapi.testclient import TestClient
 
 from tests.conftest import Backend
 from tests.test_processes import HANDLER, HEAD, complete, inbox, new_case, only, start, token
-from workflow.engine.runtime import advance_clock, reset_clock
+from workflow.engine.runtime import advance_clock
 
 CLERK = "clerk.sp58"
 CITY_CLERK = "clerk.wow"
 CITY_OFFICER = "city_officer.wow"
-
-
-@pytest.fixture(autouse=True)
-def _clock() -> Any:
-    reset_clock()
-    yield
-    reset_clock()
 
 
 def instance(client: TestClient, who: str, instance_id: str) -> dict[str, Any]:
@@ -146,10 +139,19 @@ def test_official_letter_school_to_city_and_back(backend: Backend, client: TestC
     assert case_status(client, CITY_OFFICER, city_case) == "closed"
 
 
-@pytest.mark.parametrize(("amount", "second"), [(1500.0, False), (45000.0, True)])
+@pytest.mark.parametrize(
+    ("amount", "basis", "second"),
+    [
+        (1500.0, "below_threshold", False),
+        (45000.0, "basic_procedure", True),
+        (900.0, "single_source", True),
+    ],
+)
 def test_invoice_approval_threshold(
-    backend: Backend, client: TestClient, amount: float, second: bool
+    backend: Backend, client: TestClient, amount: float, basis: str, second: bool
 ) -> None:
+    """The second approval is decided by the DMN table bpmn/decisions/invoice_second_approval.dmn
+    (above 20 000 zł, or any single-source purchase)."""
     ref = new_case(client)
     r = client.post(
         "/api/v1/processes/invoice_approval/start",
@@ -168,7 +170,7 @@ def test_invoice_approval_threshold(
     description = {
         "description": "Zakup tablic interaktywnych",
         "budget_classification": {"dzial": "801", "rozdzial": "80101", "paragraf": "4240"},
-        "procurement_basis": "below_threshold",
+        "procurement_basis": basis,
     }
     do(client, HANDLER, "describe", description)
     do(client, CLERK, "formal_check", {"formal_ok": False, "remarks": "Brak podpisu"})

@@ -7,26 +7,18 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 
 from tests.bpmn_models import FORMS, review_model
 from tests.conftest import Backend
 from tests.helpers import error_code, letter_meta, register
 from tests.helpers import token as login
-from workflow.engine.runtime import advance_clock, reset_clock
+from workflow.engine.runtime import advance_clock
 
 HEAD = "headteacher.sp58"
 HANDLER = "handler.sp58"
 CLERK = "clerk.sp58"
 CITY_ADMIN = "admin.wow"
-
-
-@pytest.fixture(autouse=True)
-def _clock() -> Any:
-    reset_clock()
-    yield
-    reset_clock()
 
 
 def token(client: TestClient, username: str) -> dict[str, str]:

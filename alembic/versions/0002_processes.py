@@ -9,7 +9,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-
 revision = '0002'
 down_revision = '0001'
 branch_labels = None
@@ -28,6 +27,7 @@ def upgrade() -> None:
     sa.Column('name', sa.String(length=300), nullable=False),
     sa.Column('bpmn_xml', sa.Text(), nullable=False),
     sa.Column('forms', sa.JSON(), nullable=False),
+    sa.Column('decisions', sa.JSON(), nullable=False),
     sa.Column('sha256', sa.String(length=64), nullable=False),
     sa.Column('source', sa.String(length=20), nullable=False),
     sa.Column('message_starts', sa.JSON(), nullable=False),

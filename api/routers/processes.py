@@ -12,7 +12,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Actor, UoW, container
 from workflow.cases.service import readable_case
-from workflow.engine.parsing import NS
 from workflow.errors import Forbidden, NotFound
 from workflow.org.repository import OrgRepository
 from workflow.processes import service
@@ -91,6 +90,9 @@ class DefinitionIn(BaseModel):
     bpmn: str = Field(min_length=1, description="The BPMN 2.0 XML")
     forms: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="JSON Schema forms by the file name the tasks use"
+    )
+    decisions: dict[str, str] = Field(
+        default_factory=dict, description="DMN documents (XML) for business rule tasks, by name"
     )
     filename: str = Field("upload.bpmn", max_length=200)
 
@@ -404,15 +406,13 @@ def definition_xml(key: str, version: int, uow: UoW, actor: Actor) -> dict[str, 
             "No such definition version.",
             code="process_not_found",
         )
-    return {"key": d.key, "version": d.version, "bpmn_xml": d.bpmn_xml, "forms": d.forms}
-
-
-def _require_admin(uow: UnitOfWork) -> None:
-    if not uow.actor.is_admin:
-        raise Forbidden(
-            "Definicje procesów wdraża administrator miasta.",
-            "Only the city's administrator deploys process definitions.",
-        )
+    return {
+        "key": d.key,
+        "version": d.version,
+        "bpmn_xml": d.bpmn_xml,
+        "forms": d.forms,
+        "decisions": d.decisions,
+    }
 
 
 @router.post(
@@ -423,39 +423,14 @@ def _require_admin(uow: UnitOfWork) -> None:
 def preview_definition(
     body: DefinitionIn, request: Request, uow: UoW, actor: Actor
 ) -> DefinitionPreview:
-    _require_admin(uow)
-    settings = container(request).settings
-    check = service.check_definition(
-        container(request).engine_runtime,
-        body.bpmn.encode("utf-8"),
-        body.forms,
-        filename=body.filename,
-        max_bytes=settings.bpmn_max_bytes,
-        max_flow_nodes=settings.bpmn_max_flow_nodes,
-    )
-    latest = ProcessRepository(uow.session).latest_definition(check.key)
-    tasks = []
-    for el in check.parsed.root.xpath(
-        ".//bpmn:userTask|.//bpmn:manualTask|.//bpmn:serviceTask|.//bpmn:scriptTask", namespaces=NS
-    ):
-        lane = check.parsed.lanes.get(el.get("id", ""))
-        tasks.append(
-            PreviewTask(
-                id=el.get("id", ""),
-                name=el.get("name"),
-                kind=str(el.tag).split("}")[-1],
-                lane=lane,
-                role=service.lane_role(lane),
-                form=check.parsed.forms.get(el.get("id", "")),
-            )
-        )
+    p = service.preview_definition(uow, container(request).engine_runtime, **_upload(body, request))
     return DefinitionPreview(
-        key=check.key,
-        name=check.name,
-        next_version=(latest.version + 1) if latest else 1,
-        processes=check.parsed.executable_ids,
-        tasks=tasks,
-        messages=check.parsed.messages,
+        key=p.key,
+        name=p.name,
+        next_version=p.next_version,
+        processes=p.processes,
+        tasks=[PreviewTask(**vars(t)) for t in p.tasks],
+        messages=p.messages,
         bpmn_xml=body.bpmn,
     )
 
@@ -467,19 +442,22 @@ def preview_definition(
     summary="Deploy a definition",
 )
 def deploy(body: DefinitionIn, request: Request, uow: UoW, actor: Actor) -> DefinitionOut:
-    _require_admin(uow)
-    settings = container(request).settings
     definition, _ = service.deploy_definition(
-        uow,
-        container(request).engine_runtime,
-        body.bpmn.encode("utf-8"),
-        body.forms,
-        filename=body.filename,
-        source="upload",
-        max_bytes=settings.bpmn_max_bytes,
-        max_flow_nodes=settings.bpmn_max_flow_nodes,
+        uow, container(request).engine_runtime, source="upload", **_upload(body, request)
     )
     return _definition_out(definition)
+
+
+def _upload(body: DefinitionIn, request: Request) -> dict[str, Any]:
+    settings = container(request).settings
+    return {
+        "bpmn": body.bpmn.encode("utf-8"),
+        "forms": body.forms,
+        "decisions": body.decisions,
+        "filename": body.filename,
+        "max_bytes": settings.bpmn_max_bytes,
+        "max_flow_nodes": settings.bpmn_max_flow_nodes,
+    }
 
 
 # -- incidents and substitutes -------------------------------------------------------------------

@@ -542,12 +542,17 @@ def parse_definition(
     check_script: ScriptChecker | None = None,
     others: Iterable[etree._Element] = (),
     require_executable: bool = True,
+    decisions: Iterable[bytes] = (),
 ) -> ParsedDefinition:
-    """Parse and validate one BPMN document (plus `others` for call activities it uses).
+    """Parse and validate one BPMN document (plus `others` for call activities it uses and the
+    DMN documents in `decisions` for its business rule tasks).
 
     Raises `DefinitionRefused` (or `XmlRefused`) with a clear message; never returns a definition
     that the engine would fail to load.
     """
+    dmn_roots = [
+        parse_decision(d, max_bytes=max_bytes, check_script=check_script) for d in decisions
+    ]
     return _parse(
         data,
         filename=filename,
@@ -557,8 +562,64 @@ def parse_definition(
         others=others,
         require_executable=require_executable,
         interchange=False,
-        decisions=(),
+        decisions=dmn_roots,
     )
+
+
+def parse_decision(
+    data: bytes, *, max_bytes: int, check_script: ScriptChecker | None
+) -> etree._Element:
+    """A DMN document, hardened like BPMN, with every cell pre-checked the way SpiffWorkflow's
+    DMN engine will build its expression (input + entry, `?` for the input, or equality)."""
+    root = parse_untrusted_xml(data, max_bytes=max_bytes, max_elements=100_000, what="DMN")
+    ns = etree.QName(root).namespace or ""
+    if etree.QName(root).localname != "definitions" or "DMN" not in ns.upper():
+        raise _refuse(
+            "To nie jest plik DMN (brak elementu dmn:definitions).",
+            "This is not a DMN file (no dmn:definitions root element).",
+        )
+    if check_script is None:
+        return root
+    dmn = {"dmn": ns}
+
+    def check(source: str, where: str) -> None:
+        try:
+            check_script(source, "eval")
+        except Exception as e:
+            raise DefinitionRefused(
+                f"Niedozwolone wyrażenie w tabeli decyzyjnej ({where}): {e}",
+                f"Expression not allowed in the decision table ({where}): {e}",
+                code="bpmn_script_refused",
+                details={"element": where, "kind": "dmn"},
+            ) from e
+
+    for table in root.xpath(".//dmn:decisionTable", namespaces=dmn):
+        inputs = [
+            (i.findtext("dmn:inputExpression/dmn:text", namespaces=dmn) or "").strip()
+            for i in table.xpath("dmn:input", namespaces=dmn)
+        ]
+        for expr in inputs:
+            if expr:
+                check(expr, "input")
+        for rule in table.xpath("dmn:rule", namespaces=dmn):
+            where = f"rule {rule.get('id', '?')}"
+            for n, entry in enumerate(rule.xpath("dmn:inputEntry", namespaces=dmn)):
+                text = (entry.findtext("dmn:text", namespaces=dmn) or "").strip()
+                if not text or text == "-":
+                    continue
+                source = inputs[n] if n < len(inputs) else "v"
+                if "?" in text:
+                    check(text.replace("?", "dmninputexpr"), where)
+                    continue
+                try:
+                    check_script(text, "eval")
+                except Exception:
+                    check(f"{source} {text}", where)
+            for entry in rule.xpath("dmn:outputEntry", namespaces=dmn):
+                text = (entry.findtext("dmn:text", namespaces=dmn) or "").strip()
+                if text:
+                    check(text, where)
+    return root
 
 
 def parse_interchange(

@@ -43,6 +43,7 @@ class ProcessDefinition(Base):
     name: Mapped[str] = mapped_column(String(300))
     bpmn_xml: Mapped[str] = mapped_column(Text)
     forms: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    decisions: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)  # DMN by file name
     sha256: Mapped[str] = mapped_column(String(64))
     source: Mapped[str] = mapped_column(String(20))  # "library" (bpmn/) or "upload"
     message_starts: Mapped[list[str]] = mapped_column(JSON, default=list)

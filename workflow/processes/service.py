@@ -82,14 +82,17 @@ def check_definition(
     filename: str,
     max_bytes: int,
     max_flow_nodes: int,
+    decisions: Mapping[str, str] | None = None,
 ) -> DefinitionCheck:
-    """Everything a deployment must pass: XML, schema, size, scripts, lanes, operators, forms."""
+    """Everything a deployment must pass: XML, schema, size, scripts and decision tables,
+    lanes, operators, forms."""
     parsed = parse_definition(
         bpmn,
         filename=filename,
         max_bytes=max_bytes,
         max_flow_nodes=max_flow_nodes,
         check_script=engine.sandbox.check,
+        decisions=[d.encode("utf-8") for d in (decisions or {}).values()],
     )
     for node, lane in parsed.lanes.items():
         if lane_role(lane) is None:
@@ -159,6 +162,86 @@ def _refuse_call_cycles(parsed: ParsedDefinition) -> None:
         visit(pid, [pid])
 
 
+def _require_city_admin(uow: UnitOfWork) -> None:
+    if not uow.actor.is_admin:
+        raise Forbidden(
+            "Definicje procesów wdraża administrator miasta.",
+            "Only the city's administrator deploys process definitions.",
+        )
+
+
+@dataclass(frozen=True)
+class PreviewTask:
+    id: str
+    name: str | None
+    kind: str
+    lane: str | None
+    role: str | None
+    form: str | None
+
+
+@dataclass(frozen=True)
+class DefinitionPreview:
+    key: str
+    name: str
+    next_version: int
+    processes: list[str]
+    tasks: list[PreviewTask]
+    messages: list[str]
+
+
+def preview_definition(
+    uow: UnitOfWork,
+    engine: Engine,
+    *,
+    bpmn: bytes,
+    forms: Mapping[str, Any],
+    filename: str,
+    max_bytes: int,
+    max_flow_nodes: int,
+    decisions: Mapping[str, str] | None = None,
+) -> DefinitionPreview:
+    """What a deployment would bring (its tasks with their lanes, roles and forms), after every
+    check a deployment makes; nothing is stored."""
+    _require_city_admin(uow)
+    check = check_definition(
+        engine,
+        bpmn,
+        forms,
+        filename=filename,
+        max_bytes=max_bytes,
+        max_flow_nodes=max_flow_nodes,
+        decisions=decisions,
+    )
+    latest = ProcessRepository(uow.session).latest_definition(check.key)
+    tasks = []
+    for el in check.parsed.root.xpath(
+        ".//bpmn:userTask|.//bpmn:manualTask|.//bpmn:serviceTask|.//bpmn:scriptTask"
+        "|.//bpmn:businessRuleTask|.//bpmn:receiveTask|.//bpmn:sendTask",
+        namespaces=NS,
+    ):
+        ident = str(el.get("id", ""))
+        lane = check.parsed.lanes.get(ident)
+        tasks.append(
+            PreviewTask(
+                id=ident,
+                name=el.get("name"),
+                kind=str(el.tag).split("}")[-1],
+                lane=lane,
+                role=lane_role(lane),
+                form=check.parsed.forms.get(ident),
+            )
+        )
+    return DefinitionPreview(
+        key=check.key,
+        name=check.name,
+        next_version=(latest.version + 1) if latest else 1,
+        processes=check.parsed.executable_ids,
+        tasks=tasks,
+        messages=check.parsed.messages,
+    )
+
+
 def deploy_definition(
     uow: UnitOfWork,
     engine: Engine,
@@ -169,17 +252,22 @@ def deploy_definition(
     source: str,
     max_bytes: int = 5_000_000,
     max_flow_nodes: int = 400,
+    decisions: Mapping[str, str] | None = None,
 ) -> tuple[ProcessDefinition, bool]:
     """Deploy a new version (or return the current one when nothing changed: idempotent)."""
-    if not uow.actor.is_admin and source == "upload":
-        raise Forbidden(
-            "Definicje procesów wdraża administrator miasta.",
-            "Only the city's administrator deploys process definitions.",
-        )
+    if source == "upload":
+        _require_city_admin(uow)
+    decisions = dict(decisions or {})
     check = check_definition(
-        engine, bpmn, forms, filename=filename, max_bytes=max_bytes, max_flow_nodes=max_flow_nodes
+        engine,
+        bpmn,
+        forms,
+        filename=filename,
+        max_bytes=max_bytes,
+        max_flow_nodes=max_flow_nodes,
+        decisions=decisions,
     )
-    digest = definition_digest(bpmn, forms)
+    digest = definition_digest(bpmn, forms, decisions)
     repo = ProcessRepository(uow.session)
     repo.lock_definition_key(check.key)
     latest = repo.latest_definition(check.key)
@@ -191,6 +279,7 @@ def deploy_definition(
         name=check.name,
         bpmn_xml=bpmn.decode("utf-8"),
         forms=dict(forms),
+        decisions=decisions,
         sha256=digest,
         source=source,
         message_starts=check.message_starts,
@@ -209,36 +298,57 @@ def deploy_definition(
     return definition, True
 
 
-def definition_digest(bpmn: bytes, forms: Mapping[str, Any]) -> str:
+def definition_digest(
+    bpmn: bytes, forms: Mapping[str, Any], decisions: Mapping[str, str] | None = None
+) -> str:
     import json
 
-    return hashlib.sha256(bpmn + json.dumps(forms, sort_keys=True).encode()).hexdigest()
+    extra = json.dumps([forms, decisions or {}], sort_keys=True).encode()
+    return hashlib.sha256(bpmn + extra).hexdigest()
 
 
-def library_files(directory: Path) -> list[tuple[str, bytes, dict[str, Any]]]:
-    """The shipped definitions in `bpmn/`, each with the forms it names."""
+@dataclass(frozen=True)
+class LibraryFile:
+    name: str
+    bpmn: bytes
+    forms: dict[str, Any]
+    decisions: dict[str, str]
+
+
+def library_files(directory: Path) -> list[LibraryFile]:
+    """The shipped definitions in `bpmn/`, each with the forms it names and the DMN files in
+    `bpmn/decisions/` that define the decisions its business rule tasks call."""
     import json
 
+    from lxml import etree
+
+    tables: dict[str, tuple[str, str]] = {}  # decision id -> (file name, xml)
+    for dmn in sorted((directory / "decisions").glob("*.dmn")):
+        text = dmn.read_text("utf-8")
+        for ident in etree.fromstring(text.encode()).xpath("//*[local-name()='decision']/@id"):
+            tables[str(ident)] = (f"decisions/{dmn.name}", text)
     out = []
     for path in sorted(directory.glob("*.bpmn")):
         data = path.read_bytes()
-        forms: dict[str, Any] = {}
-        for name in sorted(set(_form_names(data))):
-            forms[name] = json.loads((directory / name).read_text("utf-8"))
-        out.append((path.name, data, forms))
-    return out
-
-
-def _form_names(data: bytes) -> list[str]:
-    from lxml import etree
-
-    root = etree.fromstring(data, etree.XMLParser(resolve_entities=False, no_network=True))
-    return [
-        str(v)
-        for v in root.xpath(
-            ".//spiffworkflow:property[@name='formJsonSchemaFilename']/@value", namespaces=NS
+        root = etree.fromstring(data, etree.XMLParser(resolve_entities=False, no_network=True))
+        forms = {
+            str(name): json.loads((directory / str(name)).read_text("utf-8"))
+            for name in sorted(
+                set(
+                    root.xpath(
+                        ".//spiffworkflow:property[@name='formJsonSchemaFilename']/@value",
+                        namespaces=NS,
+                    )
+                )
+            )
+        }
+        decisions = dict(
+            tables[str(ref)]
+            for ref in root.xpath(".//spiffworkflow:calledDecisionId/text()", namespaces=NS)
+            if str(ref).strip() in tables
         )
-    ]
+        out.append(LibraryFile(path.name, data, forms, decisions))
+    return out
 
 
 def deploy_library(uow: UnitOfWork, engine: Engine, directory: Path) -> list[ProcessDefinition]:
@@ -247,9 +357,11 @@ def deploy_library(uow: UnitOfWork, engine: Engine, directory: Path) -> list[Pro
     repo = ProcessRepository(uow.session)
     known = {d.sha256 for d in repo.definitions()}
     return [
-        deploy_definition(uow, engine, data, forms, filename=name, source="library")[0]
-        for name, data, forms in library_files(directory)
-        if definition_digest(data, forms) not in known
+        deploy_definition(
+            uow, engine, f.bpmn, f.forms, filename=f.name, source="library", decisions=f.decisions
+        )[0]
+        for f in library_files(directory)
+        if definition_digest(f.bpmn, f.forms, f.decisions) not in known
     ]
 
 
@@ -257,11 +369,13 @@ def compiled_process(
     uow: UnitOfWork, engine: Engine, definition: ProcessDefinition, process_id: str
 ) -> CompiledProcess:
     def load() -> ParsedDefinition:
+        # Deployed versions passed every check already: no limits or script checks again.
         return parse_definition(
             definition.bpmn_xml.encode("utf-8"),
             filename=definition.key,
-            max_bytes=50_000_000,
-            max_flow_nodes=100_000,
+            max_bytes=500_000_000,
+            max_flow_nodes=1_000_000,
+            decisions=[d.encode("utf-8") for d in (definition.decisions or {}).values()],
         )
 
     return engine.specs.get(definition.id, process_id, load)
