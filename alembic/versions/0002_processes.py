@@ -74,6 +74,7 @@ def upgrade() -> None:
     sa.Column('next_timer_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('active_elements', sa.JSON(), nullable=False),
     sa.Column('completed_elements', sa.JSON(), nullable=False),
+    sa.Column('message_waits', sa.JSON(), nullable=False),
     sa.Column('started_by', sa.Uuid(), nullable=True),
     sa.Column('started_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),

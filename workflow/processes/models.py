@@ -68,6 +68,7 @@ class ProcessInstance(Base):
     next_timer_at: Mapped[datetime | None]
     active_elements: Mapped[list[str]] = mapped_column(JSON, default=list)
     completed_elements: Mapped[list[str]] = mapped_column(JSON, default=list)
+    message_waits: Mapped[list[str]] = mapped_column(JSON, default=list)  # as subscribed
     started_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)

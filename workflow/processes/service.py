@@ -366,9 +366,14 @@ def deploy_library(uow: UnitOfWork, engine: Engine, directory: Path) -> list[Pro
 
 
 def compiled_process(
-    uow: UnitOfWork, engine: Engine, definition: ProcessDefinition, process_id: str
+    uow: UnitOfWork, engine: Engine, definition_id: uuid.UUID, process_id: str
 ) -> CompiledProcess:
+    """The parsed spec of a deployed version; the row is read only when the cache misses
+    (versions never change)."""
+
     def load() -> ParsedDefinition:
+        definition = ProcessRepository(uow.session).definition(definition_id)
+        assert definition is not None
         # Deployed versions passed every check already: no limits or script checks again.
         return parse_definition(
             definition.bpmn_xml.encode("utf-8"),
@@ -378,7 +383,7 @@ def compiled_process(
             decisions=[d.encode("utf-8") for d in (definition.decisions or {}).values()],
         )
 
-    return engine.specs.get(definition.id, process_id, load)
+    return engine.specs.get(definition_id, process_id, load)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -404,7 +409,7 @@ def start_process(
             f"No process definition {key}.",
             code="process_not_found",
         )
-    compiled = compiled_process(uow, engine, definition, definition.key)
+    compiled = compiled_process(uow, engine, definition.id, definition.key)
     start_data: dict[str, Any] = {
         "unit_code": unit.code,
         **(
@@ -447,9 +452,13 @@ def start_process(
     return instance
 
 
-def _services(uow: UnitOfWork, instance: ProcessInstance, unit: Unit) -> Any:
+def _services(uow: UnitOfWork, instance: ProcessInstance, unit: Unit | None = None) -> Any:
+    """The service caller for one run; the unit is read only if an operation runs."""
+
     def call(operation: str, params: dict[str, Any], data: Mapping[str, Any]) -> Any:
-        ctx = OperationContext(uow=uow, instance=instance, unit=unit, data=data)
+        acting = unit or OrgRepository(uow.session).unit(instance.unit_id)
+        assert acting is not None
+        ctx = OperationContext(uow=uow, instance=instance, unit=acting, data=data)
         return call_operation(ctx, operation, params)
 
     return call
@@ -473,14 +482,9 @@ def _advance(
     action: Any,
 ) -> Snapshot:
     """One run of a locked instance: restore, act, step, store."""
-    repo = ProcessRepository(uow.session)
-    definition = repo.definition(instance.definition_id)
-    assert definition is not None
-    compiled = compiled_process(uow, engine, definition, instance.process_id)
+    compiled = compiled_process(uow, engine, instance.definition_id, instance.process_id)
     wf = engine.restore(compiled, instance.state)
-    unit = OrgRepository(uow.session).unit(instance.unit_id)
-    assert unit is not None
-    snapshot = engine.run(compiled, wf, action, services=_services(uow, instance, unit))
+    snapshot = engine.run(compiled, wf, action, services=_services(uow, instance))
     _store(uow, instance, compiled, snapshot)
     return snapshot
 
@@ -567,10 +571,10 @@ def _store(
                 created_at=now,
             )
         )
-    repo.replace_subscriptions(
-        instance.id,
-        [(w.name, instance.correlation_key) for w in snap.message_waits],
-    )
+    waits = sorted({w.name for w in snap.message_waits})
+    if waits != list(instance.message_waits or []):
+        instance.message_waits = waits
+        repo.replace_subscriptions(instance.id, [(w, instance.correlation_key) for w in waits])
     for m in snap.thrown:
         payload = m.payload if isinstance(m.payload, dict) else {"value": m.payload}
         key = payload.get("correlation_key") if isinstance(payload, dict) else None
@@ -655,19 +659,34 @@ def _require_open(task: ProcessTask) -> None:
         )
 
 
+_form_validators: dict[tuple[uuid.UUID, str], Draft202012Validator | None] = {}
+
+
 def form_schema(uow: UnitOfWork, task: ProcessTask) -> dict[str, Any] | None:
+    validator = _form_validator(uow, task)
+    return dict(validator.schema) if validator is not None else None
+
+
+def _form_validator(uow: UnitOfWork, task: ProcessTask) -> Draft202012Validator | None:
+    """Forms of a deployed version never change: one compiled validator per version and form."""
     if not task.form:
         return None
-    instance = ProcessRepository(uow.session).instance(task.instance_id)
+    repo = ProcessRepository(uow.session)
+    instance = repo.instance(task.instance_id)
     assert instance is not None
-    definition = ProcessRepository(uow.session).definition(instance.definition_id)
-    assert definition is not None
-    schema = definition.forms.get(task.form)
-    return schema if isinstance(schema, dict) else None
+    key = (instance.definition_id, task.form)
+    if key not in _form_validators:
+        definition = repo.definition(instance.definition_id)
+        assert definition is not None
+        schema = definition.forms.get(task.form)
+        if len(_form_validators) > 10_000:
+            _form_validators.clear()
+        _form_validators[key] = Draft202012Validator(schema) if isinstance(schema, dict) else None
+    return _form_validators[key]
 
 
-def validate_form(schema: dict[str, Any] | None, data: Mapping[str, Any]) -> None:
-    if schema is None:
+def validate_form(validator: Draft202012Validator | None, data: Mapping[str, Any]) -> None:
+    if validator is None:
         if data:
             raise ValidationFailed(
                 "To zadanie nie przyjmuje danych formularza.",
@@ -675,9 +694,7 @@ def validate_form(schema: dict[str, Any] | None, data: Mapping[str, Any]) -> Non
                 code="form_invalid",
             )
         return
-    errors = sorted(
-        Draft202012Validator(schema).iter_errors(dict(data)), key=lambda e: list(e.path)
-    )
+    errors = sorted(validator.iter_errors(dict(data)), key=lambda e: list(e.path))
     if errors:
         raise ValidationFailed(
             "Formularz zawiera błędy: " + "; ".join(_form_error(e) for e in errors[:10]),
@@ -715,7 +732,7 @@ def complete_task(
             "The process has an incident that an administrator must resolve first.",
             code="instance_incident",
         )
-    validate_form(form_schema(uow, task), data)
+    validate_form(_form_validator(uow, task), data)
     now = utcnow()
     task.status = TaskStatus.completed
     task.completed_at = now
