@@ -290,35 +290,37 @@ def test_concurrent_completions_of_one_task_succeed_once(pg_backend: Backend) ->
     from api.app import create_app
     from tests.live import live_server
 
-    with live_server(create_app(pg_backend.container, start_worker=False)) as base:
-        with httpx.Client(base_url=base) as http:
-            h = login_http(http, HEAD)
-            assert deploy_http(http).status_code == 201
-            ref = register_http(http)
-            inst = http.post(
-                "/api/v1/processes/test_review/start",
-                headers=login_http(http, CLERK),
-                json={"case_reference": ref},
-            ).json()
-            task = http.get("/api/v1/tasks", headers=h).json()[0]
+    with (
+        live_server(create_app(pg_backend.container, start_worker=False)) as base,
+        httpx.Client(base_url=base) as http,
+    ):
+        h = login_http(http, HEAD)
+        assert deploy_http(http).status_code == 201
+        ref = register_http(http)
+        inst = http.post(
+            "/api/v1/processes/test_review/start",
+            headers=login_http(http, CLERK),
+            json={"case_reference": ref},
+        ).json()
+        task = http.get("/api/v1/tasks", headers=h).json()[0]
 
-            def go(_: int) -> int:
-                with httpx.Client(base_url=base, timeout=30) as c:
-                    r = c.post(
-                        f"/api/v1/tasks/{task['id']}/complete",
-                        headers=h,
-                        json={"data": {"handler": HANDLER}},
-                    )
-                    return r.status_code
+        def go(_: int) -> int:
+            with httpx.Client(base_url=base, timeout=30) as c:
+                r = c.post(
+                    f"/api/v1/tasks/{task['id']}/complete",
+                    headers=h,
+                    json={"data": {"handler": HANDLER}},
+                )
+                return r.status_code
 
-            with concurrent.futures.ThreadPoolExecutor(8) as pool:
-                codes = sorted(pool.map(go, range(8)))
-            assert codes == [200] + [409] * 7
-            handler_tasks = http.get("/api/v1/tasks", headers=login_http(http, HANDLER)).json()
-            assert [t["element_id"] for t in handler_tasks] == ["handle"]
-            record = http.get(f"/api/v1/cases/{ref}/record", headers=h).json()
-            assert [e["action"] for e in record].count("task.completed") == 1
-            assert inst["status"] == "running"
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            codes = sorted(pool.map(go, range(8)))
+        assert codes == [200] + [409] * 7
+        handler_tasks = http.get("/api/v1/tasks", headers=login_http(http, HANDLER)).json()
+        assert [t["element_id"] for t in handler_tasks] == ["handle"]
+        record = http.get(f"/api/v1/cases/{ref}/record", headers=h).json()
+        assert [e["action"] for e in record].count("task.completed") == 1
+        assert inst["status"] == "running"
 
 
 def login_http(http: Any, username: str) -> dict[str, str]:
