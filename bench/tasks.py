@@ -338,14 +338,12 @@ def measure_engine_layer(env: dict[str, Any], workflows: int, steps: int) -> dic
     """ezd's engine layer without a database: JSON-decode the stored state, restore it, complete
     the task and run (which snapshots and dumps the state), JSON-encode the state."""
     from workflow.engine.runtime import Engine
-    from workflow.processes.models import ProcessDefinition
     from workflow.processes.service import compiled_process
 
     c = env["container"]
     engine = c.engine_runtime
     with c.uow() as uow:
-        definition = uow.session.get(ProcessDefinition, env["definition_id"])
-        compiled = compiled_process(uow, engine, definition, KEY)
+        compiled = compiled_process(uow, engine, env["definition_id"], KEY)
     start_data = {
         "unit_code": "SP58",
         "case_reference": "SP58.430.1.2026",

@@ -97,9 +97,9 @@ class ProcessRepository:
     def instance(self, instance_id: uuid.UUID, *, lock: bool = False) -> ProcessInstance | None:
         """With `lock`, the row stays locked until commit: one run of an instance at a time
         (PostgreSQL row lock; SQLite serialises writers anyway)."""
-        q = select(ProcessInstance).where(ProcessInstance.id == instance_id)
-        if lock:
-            q = q.with_for_update()
+        if not lock:
+            return self.session.get(ProcessInstance, instance_id)  # the identity map first
+        q = select(ProcessInstance).where(ProcessInstance.id == instance_id).with_for_update()
         return self.session.execute(q).scalar_one_or_none()
 
     def instances_for_case(self, case_id: uuid.UUID) -> Sequence[ProcessInstance]:
