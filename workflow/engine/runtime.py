@@ -10,6 +10,7 @@ with the default, unrestricted engine.
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from collections import OrderedDict
@@ -40,6 +41,10 @@ from workflow.engine.scripting import (
     reset_service_caller,
     with_service_caller,
 )
+
+# SpiffWorkflow logs every task state change at INFO; the audit trail records what matters.
+for _name in ("spiff", "spiff.task", "spiff.workflow", "spiff.metrics"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 # ---------------------------------------------------------------------------------------------
 # The engine clock. SpiffWorkflow reads `datetime.now(timezone.utc)` for timers; routing it
