@@ -208,3 +208,27 @@ def test_complaint_deadline_and_answer(backend: Backend, client: TestClient) -> 
     assert instance(client, HEAD, inst["id"])["status"] == "completed"
     # The terminate end cancelled the open escalation task.
     assert inbox(client, HEAD) == []
+
+
+def test_reply_arriving_during_a_reminder_is_kept_for_later(
+    backend: Backend, client: TestClient
+) -> None:
+    """The school's deadline passes and the head is deciding on a reminder when the city
+    office's reply arrives: nobody waits for it at that moment, so it is kept and handed over
+    as soon as the school's process waits again."""
+    ref = new_case(client)
+    school = start(client, "official_letter_school", ref).json()
+    do(client, HANDLER, "draft", {"subject": "Sprawozdanie", "body": "W załączeniu."})
+    do(client, HEAD, "sign", {"decision": "approve"})
+    drain(backend)
+    advance_clock(timedelta(days=40))
+    assert backend.container.fire_due_timers() >= 1
+    assert only(inbox(client, HEAD), "remind")
+    do(client, CITY_CLERK, "register_assign", {"handler": CITY_OFFICER})
+    do(client, CITY_OFFICER, "prepare_reply", {"reply_body": "Przyjęto."})
+    drain(backend)  # the reply: nobody waits, it is kept
+    assert instance(client, HEAD, school["id"])["status"] == "running"
+    do(client, HEAD, "remind", {"reminder_action": "keep_waiting"})
+    drain(backend)  # now the school waits again and gets the kept reply
+    do(client, HANDLER, "review_reply", {"acknowledged": True})
+    assert instance(client, HEAD, school["id"])["status"] == "completed"

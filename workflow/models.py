@@ -10,6 +10,7 @@ from workflow.outbox.models import OutboxEvent
 from workflow.processes.models import (
     Incident,
     MessageSubscription,
+    PendingMessage,
     ProcessDefinition,
     ProcessInstance,
     ProcessTask,
@@ -35,6 +36,7 @@ __all__ = [
     "NumberCounter",
     "OutboxEvent",
     "OutgoingItem",
+    "PendingMessage",
     "ProcessDefinition",
     "ProcessInstance",
     "ProcessTask",

@@ -144,3 +144,18 @@ class Substitution(Base):
     ends_on: Mapped[date]
     created_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PendingMessage(Base):
+    """A message that arrived while nobody waited for it (e.g. a reply during a reminder):
+    kept, and handed over as soon as an instance starts waiting for its name and key."""
+
+    __tablename__ = "process_pending_messages"
+    __table_args__ = (Index("ix_process_pending_messages_name", "message_name", "correlation_key"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    message_name: Mapped[str] = mapped_column(String(200))
+    correlation_key: Mapped[str | None] = mapped_column(String(200))
+    envelope: Mapped[dict[str, Any]] = mapped_column(JSON)  # the outbox payload as thrown
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None]

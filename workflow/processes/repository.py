@@ -13,6 +13,7 @@ from workflow.processes.models import (
     Incident,
     InstanceStatus,
     MessageSubscription,
+    PendingMessage,
     ProcessDefinition,
     ProcessInstance,
     ProcessTask,
@@ -32,7 +33,8 @@ class ProcessRepository:
         | ProcessTask
         | MessageSubscription
         | Incident
-        | Substitution,
+        | Substitution
+        | PendingMessage,
     ) -> None:
         self.session.add(obj)
 
@@ -224,6 +226,27 @@ class ProcessRepository:
                 )
             )
         return self.session.execute(q.distinct()).scalars().all()
+
+    def pending_messages(
+        self, names: Sequence[str], correlation_key: str | None
+    ) -> Sequence[PendingMessage]:
+        return (
+            self.session.execute(
+                select(PendingMessage)
+                .where(
+                    PendingMessage.message_name.in_(names),
+                    PendingMessage.correlation_key == correlation_key,
+                    PendingMessage.delivered_at.is_(None),
+                )
+                .order_by(PendingMessage.received_at)
+            )
+            .scalars()
+            .all()
+        )
+
+    def pending_message(self, message_id: uuid.UUID) -> PendingMessage | None:
+        q = select(PendingMessage).where(PendingMessage.id == message_id).with_for_update()
+        return self.session.execute(q).scalar_one_or_none()
 
     # -- incidents -----------------------------------------------------------------------------
 

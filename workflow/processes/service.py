@@ -32,6 +32,7 @@ from workflow.principal import STAFF_ROLES, Principal
 from workflow.processes.models import (
     Incident,
     InstanceStatus,
+    PendingMessage,
     ProcessDefinition,
     ProcessInstance,
     ProcessTask,
@@ -573,8 +574,12 @@ def _store(
         )
     waits = sorted({w.name for w in snap.message_waits})
     if waits != list(instance.message_waits or []):
+        new_waits = sorted(set(waits) - set(instance.message_waits or []))
         instance.message_waits = waits
         repo.replace_subscriptions(instance.id, [(w, instance.correlation_key) for w in waits])
+        # Messages that came while nobody waited are handed over now (after this commit).
+        for pending in repo.pending_messages(new_waits, instance.correlation_key):
+            uow.enqueue("process.message", {**pending.envelope, "pending_id": str(pending.id)})
     for m in snap.thrown:
         payload = m.payload if isinstance(m.payload, dict) else {"value": m.payload}
         key = payload.get("correlation_key") if isinstance(payload, dict) else None
@@ -968,6 +973,11 @@ def deliver_message(
     key = payload.get("correlation_key")
     body = payload.get("payload") or {}
     repo = ProcessRepository(uow.session)
+    pending = None
+    if payload.get("pending_id"):
+        pending = repo.pending_message(uuid.UUID(str(payload["pending_id"])))
+        if pending is None or pending.delivered_at is not None:
+            return 0  # delivered by an earlier event
     delivered = 0
     for instance_id in repo.subscribers(name, key):
         if str(instance_id) == payload.get("from_instance"):
@@ -986,6 +996,8 @@ def deliver_message(
         )
         delivered += 1
     if delivered:
+        if pending is not None:
+            pending.delivered_at = utcnow()
         return delivered
     starters = repo.definitions_started_by_message(name)
     to_unit = payload.get("to_unit")
@@ -1016,10 +1028,20 @@ def deliver_message(
             )
             delivered += 1
         return delivered
-    raise MessageNotDelivered(
-        f"Nikt nie oczekuje komunikatu {name} ({key}).",
-        f"No process waits for message {name} ({key}).",
-    )
+    if pending is None:
+        envelope = {k: v for k, v in payload.items() if k != "pending_id"}
+        repo.add(
+            PendingMessage(
+                message_name=name, correlation_key=key, envelope=envelope, received_at=utcnow()
+            )
+        )
+        uow.audit(
+            "process.message_pending",
+            "message",
+            name,
+            details={"message": name, "correlation_key": key},
+        )
+    return 0
 
 
 def retry_incident(uow: UnitOfWork, engine: Engine, incident_id: uuid.UUID) -> ProcessInstance:
