@@ -131,6 +131,15 @@ apt_install() {
     || die "apt-get install $* failed"
 }
 
+# Command-line tools the tests use as independent implementations or helpers: xmlsec1 checks
+# ezd's XML signatures, openssl runs the loopback time-stamping authority.
+tools_up() {
+  local missing=()
+  command -v xmlsec1 >/dev/null || missing+=(xmlsec1)
+  command -v openssl >/dev/null || missing+=(openssl)
+  ((${#missing[@]} == 0)) || apt_install "${missing[@]}"
+}
+
 wait_until() { # wait_until SECONDS DESCRIPTION CMD...
   local secs="$1" what="$2" end
   shift 2
@@ -592,6 +601,7 @@ main() {
     pg_up
     sw_up
     [[ "${EZD_WITH_MINIO:-0}" == 1 ]] && minio_up
+    tools_up
     write_env
     log "ready in $((SECONDS - t0))s; env: $ENV_FILE"
     sed -n 's/^export /  /p' "$ENV_FILE" >&2
