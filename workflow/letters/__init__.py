@@ -1,0 +1,1 @@
+"""Letters between units: ePUAP "pismo ogólne" XML (build, parse, XSD) and its printable view."""
