@@ -60,6 +60,37 @@ class Container:
         return fired
 
 
+def key_encryption_key(settings: Settings) -> bytes:
+    """The key that encrypts units' private signing keys at rest: EZD_KEY_ENCRYPTION_KEY, or in
+    the embedded mode a random key kept in the data folder (readable by its owner only)."""
+    import base64
+    import os
+
+    from workflow.errors import DomainError
+
+    if settings.key_encryption_key is not None:
+        raw = base64.b64decode(settings.key_encryption_key.get_secret_value(), validate=True)
+        if len(raw) != 32:
+            raise ValueError("EZD_KEY_ENCRYPTION_KEY must be the base64 of 32 bytes")
+        return raw
+    if not settings.is_sqlite:
+        raise DomainError(
+            "Brak klucza szyfrującego klucze podpisu (EZD_KEY_ENCRYPTION_KEY).",
+            "No key-encryption key is configured (EZD_KEY_ENCRYPTION_KEY).",
+            code="key_encryption_key_missing",
+            status=503,
+        )
+    path = settings.data_dir / "key-encryption.key"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(os.urandom(32))
+    data = path.read_bytes()
+    if len(data) != 32:
+        raise ValueError(f"{path} must hold 32 bytes")
+    return data
+
+
 def make_blob_store(settings: Settings) -> BlobStore:
     if settings.uses_s3:
         assert settings.s3_endpoint is not None

@@ -283,6 +283,59 @@ def bpmn_deploy(
     c.dispose()
 
 
+@app.command(
+    "verify",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def verify(ctx: typer.Context) -> None:
+    """Verify a signed XML file: `ezd verify FILE [--detached-content PATH] [--trust PEM]...
+    [--at ISO_TIME | --at-signing-time] [--allow-sha1]`; prints one JSON object; exit 0 passed,
+    1 failed, 2 indeterminate."""
+    from workflow.signing.verify import verify_command
+
+    raise typer.Exit(verify_command(list(ctx.args)))
+
+
+@app.command("sign")
+def sign(
+    file: Path,
+    unit: str = typer.Option(..., help="Unit code whose active key signs"),
+    detached: bool = typer.Option(False, help="Write a detached .xades for a binary file"),
+    media_type: str = typer.Option("application/pdf", help="Media type of a detached file"),
+    timestamp: bool = typer.Option(False, help="Add an RFC 3161 time-stamp (EZD_TSA_URL)"),
+    output: Path | None = typer.Option(None, "-o", "--output"),
+) -> None:
+    """Sign a file with the unit's key: XAdES enveloped for XML, detached (.xades) otherwise."""
+    from api.bootstrap import key_encryption_key
+    from workflow.org.repository import OrgRepository
+    from workflow.org.service import get_unit
+    from workflow.signing.service import unit_identity
+    from workflow.signing.sign import sign_detached, sign_enveloped
+
+    c = bootstrap()
+    tsa = c.settings.tsa_url if timestamp else None
+    if timestamp and not tsa:
+        typer.echo("no time-stamping authority configured (EZD_TSA_URL)", err=True)
+        raise typer.Exit(2)
+    with c.uow() as uow:
+        identity = unit_identity(
+            uow,
+            get_unit(OrgRepository(uow.session), unit),
+            lambda: key_encryption_key(c.settings),
+        )
+    data = file.read_bytes()
+    if detached:
+        signed = sign_detached(data, file.name, media_type, identity, tsa_url=tsa)
+        target = output or file.with_name(file.name + ".xades")
+    else:
+        signed = sign_enveloped(data, identity, tsa_url=tsa)
+        target = output or file.with_name(file.stem + ".signed.xml")
+    target.write_bytes(signed)
+    typer.echo(str(target))
+    c.dispose()
+
+
 def main() -> None:  # pragma: no cover
     try:
         app()

@@ -32,8 +32,14 @@ EZD = str(ROOT / ".venv" / "bin" / "ezd")
 def pdf_of_size(n: int) -> bytes:
     head = b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\n"
     tail = b"\ntrailer<</Root 1 0 R>>\n%%EOF\n"
-    return head + b"%" + os.urandom((n - len(head) - len(tail)) // 2).hex().encode()[
-        : n - len(head) - len(tail) - 1] + tail
+    return (
+        head
+        + b"%"
+        + os.urandom((n - len(head) - len(tail)) // 2)
+        .hex()
+        .encode()[: n - len(head) - len(tail) - 1]
+        + tail
+    )
 
 
 def fresh_database(base_url: str, name: str) -> str:
@@ -58,10 +64,14 @@ def build_request(host: str, port: int, token: str, meta: str, body: bytes) -> b
     2-core machine is taken from the system under test)."""
     boundary = "ezdbenchboundary0123456789"
     form = (
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"meta\"\r\n\r\n"
-        f"{meta}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; "
-        f"filename=\"skan.pdf\"\r\nContent-Type: application/pdf\r\n\r\n"
-    ).encode() + body + f"\r\n--{boundary}--\r\n".encode()
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="meta"\r\n\r\n'
+            f'{meta}\r\n--{boundary}\r\nContent-Disposition: form-data; name="files"; '
+            f'filename="skan.pdf"\r\nContent-Type: application/pdf\r\n\r\n'
+        ).encode()
+        + body
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     head = (
         f"POST /api/v1/incoming HTTP/1.1\r\nHost: {host}:{port}\r\n"
         f"Authorization: Bearer {token}\r\n"
@@ -85,13 +95,26 @@ async def send(host: str, port: int, request: bytes) -> tuple[int, bytes]:
     return status, answer.partition(b"\r\n\r\n")[2][:200]
 
 
-async def run_load(host: str, port: int, tokens: list[str], clients: int, seconds: float,
-                   warmup: float, body: bytes) -> tuple[list[float], int, float]:
+async def run_load(
+    host: str,
+    port: int,
+    tokens: list[str],
+    clients: int,
+    seconds: float,
+    warmup: float,
+    body: bytes,
+) -> tuple[list[float], int, float]:
     latencies: list[float] = []
     errors = 0
-    meta = json.dumps({"subject": "Wniosek o przyjęcie ucznia spoza obwodu",
-                       "sender": {"name": "Jan Nowak", "kind": "person"},
-                       "channel": "paper", "jrwa": "430", "new_case": True})
+    meta = json.dumps(
+        {
+            "subject": "Wniosek o przyjęcie ucznia spoza obwodu",
+            "sender": {"name": "Jan Nowak", "kind": "person"},
+            "channel": "paper",
+            "jrwa": "430",
+            "new_case": True,
+        }
+    )
     requests = [build_request(host, port, t, meta, body) for t in tokens]
     start = time.perf_counter()
     measure_from = start + warmup
@@ -128,8 +151,12 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=3, help="API processes")
     ap.add_argument("--size", type=int, default=100 * 1024, help="attachment bytes")
     ap.add_argument("--port", type=int, default=8765)
-    ap.add_argument("--units", type=int, default=1,
-                    help="spread clients over this many units' registers (1 = one register)")
+    ap.add_argument(
+        "--units",
+        type=int,
+        default=1,
+        help="spread clients over this many units' registers (1 = one register)",
+    )
     args = ap.parse_args()
 
     for k in ("EZD_TEST_DATABASE_URL", "EZD_TEST_S3_ENDPOINT"):
@@ -153,8 +180,9 @@ def main() -> None:
         done = subprocess.run([EZD, *cmd], env=env, capture_output=True, text=True)
         if done.returncode != 0:
             sys.exit(f"ezd {' '.join(cmd)} failed:\n{done.stderr[-2000:]}")
-    server = subprocess.Popen([EZD, "serve", "--port", str(args.port), "--workers",
-                               str(args.workers)], env=env)
+    server = subprocess.Popen(
+        [EZD, "serve", "--port", str(args.port), "--workers", str(args.workers)], env=env
+    )
     base = f"http://127.0.0.1:{args.port}"
     try:
         deadline = time.time() + 60
@@ -168,20 +196,29 @@ def main() -> None:
                 sys.exit(f"server did not start (exit code {server.poll()})")
             time.sleep(0.3)
         units = ["sp58", "sp12", "lo3", "p7", "wow", "cuw"][: max(1, args.units)]
-        tokens = [httpx.post(f"{base}/api/v1/auth/token",
-                             data={"username": f"clerk.{u}", "password": "demo"}
-                             ).json()["access_token"] for u in units]
+        tokens = [
+            httpx.post(
+                f"{base}/api/v1/auth/token", data={"username": f"clerk.{u}", "password": "demo"}
+            ).json()["access_token"]
+            for u in units
+        ]
         body = pdf_of_size(args.size)
-        lat, errors, secs = asyncio.run(run_load("127.0.0.1", args.port, tokens, args.clients,
-                                                 args.seconds, args.warmup, body))
+        lat, errors, secs = asyncio.run(
+            run_load("127.0.0.1", args.port, tokens, args.clients, args.seconds, args.warmup, body)
+        )
     finally:
         server.terminate()
         server.wait(timeout=30)
     n = len(lat)
     result = {
-        "benchmark": "registration", "clients": args.clients, "api_processes": args.workers,
+        "benchmark": "registration",
+        "clients": args.clients,
+        "api_processes": args.workers,
         "registers": len(units),
-        "attachment_bytes": args.size, "seconds": secs, "registrations": n, "errors": errors,
+        "attachment_bytes": args.size,
+        "seconds": secs,
+        "registrations": n,
+        "errors": errors,
         "per_second": round(n / secs, 1),
         "p50_ms": round(percentile(lat, 50) * 1000, 1) if lat else None,
         "p95_ms": round(percentile(lat, 95) * 1000, 1) if lat else None,
@@ -192,12 +229,16 @@ def main() -> None:
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "registration.json").write_text(json.dumps(result, indent=2))
-    print(f"registration benchmark (PostgreSQL + S3, {args.clients} clients, {len(units)} "
-          f"register(s), "
-          f"{args.size // 1024} KB attachment, {args.workers} API processes)")
+    print(
+        f"registration benchmark (PostgreSQL + S3, {args.clients} clients, {len(units)} "
+        f"register(s), "
+        f"{args.size // 1024} KB attachment, {args.workers} API processes)"
+    )
     print(f"  registrations/s: {result['per_second']}   errors: {errors}")
-    print(f"  latency p50: {result['p50_ms']} ms   p95: {result['p95_ms']} ms   "
-          f"p99: {result['p99_ms']} ms")
+    print(
+        f"  latency p50: {result['p50_ms']} ms   p95: {result['p95_ms']} ms   "
+        f"p99: {result['p99_ms']} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ server fails the run instead of skipping.
 
 from __future__ import annotations
 
+import base64
 import itertools
 import os
 import shutil
@@ -156,6 +157,7 @@ def make_pg_backend(template: str, tmp: Path, **overrides: Any) -> tuple[Backend
         s3_bucket=env["EZD_TEST_S3_BUCKET"],
         s3_secure=os.environ.get("EZD_TEST_S3_SECURE", "false") == "true",
         s3_prefix=f"t-{uuid.uuid4().hex}/",
+        key_encryption_key=base64.b64encode(os.urandom(32)).decode(),
         **overrides,
     )
     return Backend("postgres_s3", settings, bootstrap(settings)), name

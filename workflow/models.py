@@ -17,6 +17,7 @@ from workflow.processes.models import (
     Substitution,
 )
 from workflow.registry.models import IncomingItem, NumberCounter, OutgoingItem
+from workflow.signing.models import TrustAnchor, UnitSigningKey
 
 __all__ = [
     "AuditChainHead",
@@ -42,6 +43,8 @@ __all__ = [
     "ProcessTask",
     "RoleAssignment",
     "Substitution",
+    "TrustAnchor",
     "Unit",
+    "UnitSigningKey",
     "User",
 ]

@@ -59,6 +59,12 @@ class Settings(BaseSettings):
     internal_letter_jrwa: str = Field(
         "43178", description="JRWA class of a case opened for a letter from another unit"
     )
+    key_encryption_key: SecretStr | None = Field(
+        None,
+        description="Base64 of 32 bytes that encrypt the units' private signing keys at rest; "
+        "the embedded mode makes one in the data folder",
+    )
+    tsa_url: str | None = Field(None, description="RFC 3161 time-stamping authority (XAdES-T)")
     script_time_limit_seconds: float = Field(1.0, description="Wall-time limit of one script")
     script_memory_mb: int = Field(256, description="Address-space limit of a script process")
     script_processes: int = Field(2, description="Sandbox processes per ezd process")

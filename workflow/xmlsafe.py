@@ -18,14 +18,14 @@ class XmlRefused(ValidationFailed):
     code = "xml_refused"
 
 
-def _parser(*, huge_tree: bool) -> etree.XMLParser:
+def _parser(*, huge_tree: bool, keep_pis: bool) -> etree.XMLParser:
     return etree.XMLParser(
         resolve_entities=False,
         no_network=True,
         dtd_validation=False,
         load_dtd=False,
         remove_comments=False,
-        remove_pis=True,
+        remove_pis=not keep_pis,
         huge_tree=huge_tree,
     )
 
@@ -37,8 +37,10 @@ def parse_untrusted_xml(
     max_elements: int,
     huge_tree: bool = False,
     what: str = "XML",
+    keep_processing_instructions: bool = False,
 ) -> etree._Element:
-    """Parse `data` or raise `XmlRefused` with a message a user can act on."""
+    """Parse `data` or raise `XmlRefused` with a message a user can act on. Processing
+    instructions are dropped unless kept on purpose (signed content must stay byte-exact)."""
     if len(data) > max_bytes:
         raise XmlRefused(
             f"Plik {what} jest za duży (limit {max_bytes} bajtów).",
@@ -53,7 +55,9 @@ def parse_untrusted_xml(
             f"The {what} file contains a DTD or entity declaration, which is not allowed.",
         )
     try:
-        root = etree.fromstring(data, parser=_parser(huge_tree=huge_tree))
+        root = etree.fromstring(
+            data, parser=_parser(huge_tree=huge_tree, keep_pis=keep_processing_instructions)
+        )
     except etree.XMLSyntaxError as e:
         raise XmlRefused(
             f"Plik {what} nie jest poprawnym XML: {e}",

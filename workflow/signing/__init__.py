@@ -1,0 +1,1 @@
+"""Official correspondence: XAdES signing, verification, unit keys and trust anchors."""
