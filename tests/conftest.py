@@ -12,6 +12,7 @@ import base64
 import itertools
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -102,8 +103,8 @@ def pg_template() -> Iterator[str]:
     base = make_url(env["EZD_TEST_DATABASE_URL"])
     name = f"ezd_tpl_{os.getpid()}"
     admin = _admin_engine(base)
+    _drop_database(admin, name)
     with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     _seed(
         Settings(
@@ -112,8 +113,7 @@ def pg_template() -> Iterator[str]:
         )
     )
     yield name
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    _drop_database(admin, name)
     admin.dispose()
 
 
@@ -163,12 +163,27 @@ def make_pg_backend(template: str, tmp: Path, **overrides: Any) -> tuple[Backend
     return Backend("postgres_s3", settings, bootstrap(settings)), name
 
 
+def _drop_database(admin: Any, name: str) -> None:
+    """DROP … WITH (FORCE) cannot end an autovacuum worker that happens to be busy in the new
+    database (it belongs to no role the test user may signal): wait for it and try again."""
+    from sqlalchemy.exc import ProgrammingError
+
+    for attempt in range(40):
+        try:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            return
+        except ProgrammingError as e:
+            if "pg_signal_backend" not in str(e) or attempt == 39:
+                raise
+            time.sleep(0.25)
+
+
 def drop_pg_database(name: str) -> None:
     env = real_services()
     assert env is not None
     admin = _admin_engine(make_url(env["EZD_TEST_DATABASE_URL"]))
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    _drop_database(admin, name)
     admin.dispose()
 
 
