@@ -18,7 +18,9 @@ class XmlRefused(ValidationFailed):
     code = "xml_refused"
 
 
-def _parser(*, huge_tree: bool, keep_pis: bool) -> etree.XMLParser:
+def hardened_parser(*, huge_tree: bool, keep_pis: bool) -> etree.XMLParser:
+    """The parser settings for anything from outside (also for libraries that re-parse a tree we
+    already checked, such as signxml). One per use: lxml parsers are not shared between threads."""
     return etree.XMLParser(
         resolve_entities=False,
         no_network=True,
@@ -56,7 +58,7 @@ def parse_untrusted_xml(
         )
     try:
         root = etree.fromstring(
-            data, parser=_parser(huge_tree=huge_tree, keep_pis=keep_processing_instructions)
+            data, parser=hardened_parser(huge_tree=huge_tree, keep_pis=keep_processing_instructions)
         )
     except etree.XMLSyntaxError as e:
         raise XmlRefused(

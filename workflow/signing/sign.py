@@ -50,7 +50,7 @@ from signxml.xades.xades import XAdESDataObjectFormat, XAdESSigner
 from workflow.errors import ValidationFailed
 from workflow.signing.keys import SigningIdentity, check_certificate_usable
 from workflow.signing.tsa import request_timestamp
-from workflow.xmlsafe import parse_untrusted_xml
+from workflow.xmlsafe import hardened_parser, parse_untrusted_xml
 
 DS_NS = namespaces.ds
 XADES_NS = namespaces.xades  # http://uri.etsi.org/01903/v1.3.2#
@@ -93,14 +93,8 @@ def xades(tag: str) -> str:
 
 def _signing_parser() -> etree.XMLParser:
     # What signxml uses when it re-parses our (already checked) input: hardened, huge_tree for
-    # large base64 attachments. One per signer: lxml parsers are not shared between threads.
-    return etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        huge_tree=True,
-    )
+    # large base64 attachments, processing instructions kept (they are signed content).
+    return hardened_parser(huge_tree=True, keep_pis=True)
 
 
 class _EzdSigner(XAdESSigner):

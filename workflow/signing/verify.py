@@ -72,7 +72,7 @@ from signxml.xades.xades import XAdESSignatureConfiguration, XAdESVerifier
 
 from workflow.signing.report import VerificationReport
 from workflow.signing.trust import TrustStore, cert_sha256
-from workflow.xmlsafe import XmlRefused, parse_untrusted_xml
+from workflow.xmlsafe import XmlRefused, hardened_parser, parse_untrusted_xml
 
 DS_NS = "http://www.w3.org/2000/09/xmldsig#"
 XADES_NS = "http://uri.etsi.org/01903/v1.3.2#"
@@ -167,16 +167,9 @@ class _SignedDataNotFound(InvalidInput):
 # signxml, driven: one chosen signature, our certificate, detached content without file reads
 # ---------------------------------------------------------------------------------------------
 def _hardened_parser() -> etree.XMLParser:
-    """The same settings as workflow.xmlsafe, for signxml's internal re-parsing of the tree."""
-    return etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        dtd_validation=False,
-        load_dtd=False,
-        remove_comments=False,
-        remove_pis=False,  # signed content must stay as signed
-        huge_tree=True,
-    )
+    """workflow.xmlsafe's settings, for signxml's internal re-parsing of the tree; processing
+    instructions kept (signed content must stay as signed)."""
+    return hardened_parser(huge_tree=True, keep_pis=True)
 
 
 class _DrivenMixin:
