@@ -48,6 +48,7 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import json
@@ -487,6 +488,13 @@ class _SignatureCheck:
         self.report = VerificationReport(indication="INDETERMINATE", signature_id=sig.get("Id"))
         self.signed_properties: Any = None
         self.qualifying_properties: Any = None
+        self._targets: dict[str, Any] = {}
+
+    def _target(self, uri: str) -> Any:
+        """`_same_document_target`, once per URI (each lookup scans the whole document)."""
+        if uri not in self._targets:
+            self._targets[uri] = _same_document_target(self.root, uri)
+        return self._targets[uri]
 
     # -- driver -----------------------------------------------------------------------------
     def run(self) -> VerificationReport:
@@ -580,7 +588,7 @@ class _SignatureCheck:
             uri = ref.get("URI")
             if uri is None or not uri.startswith("#"):
                 continue
-            target = _same_document_target(self.root, uri)
+            target = self._target(uri)
             if target is not None and target.tag == _XA + "SignedProperties":
                 self.signed_properties = target
                 parent = target.getparent()
@@ -703,7 +711,7 @@ class _SignatureCheck:
         if keyinfo is None:
             return False
         for ref in self.sig.iterfind("ds:SignedInfo/ds:Reference", NS):
-            target = _same_document_target(self.root, ref.get("URI") or "-")
+            target = self._target(ref.get("URI") or "-")
             if target is not None and _is_within(keyinfo, target):
                 return True
         return False
@@ -770,7 +778,7 @@ class _SignatureCheck:
             if uri is None or not (uri == "" or uri.startswith("#")):
                 external.append("(no URI)" if uri is None else uri)
                 continue
-            target = _same_document_target(self.root, uri)
+            target = self._target(uri)
             if target is None:  # signxml resolved it, so this cannot happen; be strict anyway
                 self.f.fail("FORMAT_FAILURE", f"reference {uri!r} cannot be resolved")
                 return
@@ -892,7 +900,7 @@ class _SignatureCheck:
                 except (SignXMLException, ValueError) as e:
                     self.f.fail("FORMAT_FAILURE", f"manifest reference {uri!r}: {e}")
                     continue
-                target = _same_document_target(self.root, uri)
+                target = self._target(uri)
                 if target is not None:
                     covered.append(target)
 
@@ -1083,7 +1091,10 @@ def _leaf(certs: list[x509.Certificate]) -> x509.Certificate | None:
     return certs[0] if certs else None
 
 
+@functools.lru_cache(maxsize=4096)
 def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """Whether `issuer` signed `cert`; remembered per pair (certificates compare by their DER,
+    so the answer for equal pairs cannot differ)."""
     if cert.issuer != issuer.subject:
         return False
     try:
