@@ -245,3 +245,26 @@ def test_decision_tables_are_checked_like_scripts(sqlite_backend: Backend) -> No
             json={"bpmn": library.bpmn.decode(), "forms": library.forms},
         )
         assert r.status_code == 422 and error_code(r) == "bpmn_refused"
+
+
+def test_message_payload_expressions_are_checked_at_upload(sqlite_backend: Backend) -> None:
+    """A thrown message's payload is an expression too: the same rules as conditions."""
+    from workflow.processes.service import library_files
+
+    city = next(
+        f
+        for f in library_files(sqlite_backend.settings.bpmn_dir)
+        if f.name == "official_letter_city.bpmn"
+    )
+    evil = city.bpmn.replace(
+        b'{"reply_body": reply_body, "correlation_key": letter["correlation_key"]}',
+        b"__import__('os').getcwd()",
+    )
+    assert evil != city.bpmn
+    with sqlite_backend.client() as client:
+        r = client.post(
+            "/api/v1/process-definitions",
+            headers=token(client, CITY_ADMIN),
+            json={"bpmn": evil.decode(), "forms": city.forms},
+        )
+        assert r.status_code == 422 and error_code(r) == "bpmn_script_refused", r.text

@@ -184,6 +184,7 @@ def collect_scripts(root: etree._Element) -> list[ScriptSource]:
     add(".//bpmn:timeDuration", "timer", "eval")
     add(".//bpmn:timeCycle", "timer", "eval")
     add(".//spiffworkflow:parameter/@value", "parameter", "eval")
+    add(".//spiffworkflow:messagePayload", "message_payload", "eval")
     add(
         ".//bpmn:correlationPropertyRetrievalExpression/bpmn:formalExpression",
         "correlation",
