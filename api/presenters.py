@@ -151,6 +151,7 @@ def _document_out(doc: Document, case_ref: str | None, versions: list[VersionOut
         rights=doc.rights,
         case_reference=case_ref,
         versions=versions,
+        signature_report=doc.signature_report,
     )
 
 

@@ -95,6 +95,7 @@ class DocumentOut(BaseModel):
     rights: str | None
     case_reference: str | None
     versions: list[VersionOut]
+    signature_report: dict[str, Any] | None = None
 
 
 class IncomingOut(BaseModel):

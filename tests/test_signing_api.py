@@ -150,3 +150,62 @@ def test_production_without_a_key_encryption_key_refuses_clearly(pg_backend: Bac
         assert e.code == "key_encryption_key_missing" and e.status == 503
     else:
         raise AssertionError("a missing key-encryption key must be refused")
+
+
+def test_a_signed_letter_is_registered_with_its_report(
+    backend: Backend, client: TestClient, pki: TestPki, tsa: RunningTsa
+) -> None:
+    """SP58 signs a letter with its stored seal; the city office's clerk registers it: an RPW
+    entry with a case in WOW, the signed XML as the document and the verification report stored
+    with it. A tampered letter is registered too, marked failed; a letter for another unit or a
+    file that is not a letter is refused."""
+    admin = token(client, "admin.sp58")
+    body = {"label": "Pieczęć SP58", "key_base64": p12(pki, b"k"), "password": "k"}
+    assert (
+        client.post("/api/v1/units/SP58/signing-keys", headers=admin, json=body).status_code == 201
+    )
+    city_admin = token(client, "admin.wow")
+    client.post(
+        "/api/v1/trust-anchors",
+        headers=city_admin,
+        json={"label": "Test CA", "pem": pki.root.cert_pem.decode()},
+    )
+    with backend.container.uow() as uow:
+        unit = OrgRepository(uow.session).unit_by_code("SP58")
+        assert unit is not None
+        identity = unit_identity(uow, unit, lambda: key_encryption_key(backend.settings))
+    signed = sign_enveloped(school_letter(), identity, tsa_url=tsa.url)
+
+    clerk = token(client, "clerk.wow")
+    # A school clerk cannot register into the city office's register.
+    assert (
+        client.post(
+            "/api/v1/units/WOW/official-letters",
+            headers=token(client, "clerk.sp58"),
+            content=signed,
+        ).status_code
+        == 403
+    )
+    r = client.post("/api/v1/units/WOW/official-letters", headers=clerk, content=signed)
+    assert r.status_code == 201, r.text
+    item = r.json()
+    assert item["case_reference"].startswith("WOW.43178.")
+    assert item["channel"] == "internal" and item["sender"]["name"] == "Szkoła Podstawowa nr 58"
+    [doc] = item["documents"]
+    assert doc["signature_report"]["indication"] == "TOTAL_PASSED"
+    assert doc["signature_report"]["level"] == "XAdES-T"
+    stored = client.get(f"/api/v1/incoming/{item['id']}", headers=clerk).json()
+    assert stored["documents"][0]["signature_report"]["indication"] == "TOTAL_PASSED"
+    assert "podpis prawidłowy" in stored["notes"]
+
+    tampered = signed.replace(b"rok 2027/2028", b"rok 2030/2031")
+    bad = client.post("/api/v1/units/WOW/official-letters", headers=clerk, content=tampered).json()
+    assert bad["documents"][0]["signature_report"]["indication"] == "TOTAL_FAILED"
+    assert "NIEPRAWIDŁOWY" in bad["notes"]
+
+    wrong = client.post(
+        "/api/v1/units/SP12/official-letters", headers=token(client, "clerk.sp12"), content=signed
+    )
+    assert wrong.status_code == 422 and error_code(wrong) == "letter_misaddressed"
+    junk = client.post("/api/v1/units/WOW/official-letters", headers=clerk, content=b"<a/>")
+    assert junk.status_code == 422

@@ -10,15 +10,20 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
 from api.bootstrap import key_encryption_key
-from api.deps import Actor, UoW, container
+from api.deps import Actor, UoW, container, run_in_transaction
+from api.presenters import Presenter
+from api.schemas import IncomingOut
+from workflow.correspondence.service import receive_official_letter
 from workflow.errors import PayloadTooLarge, ValidationFailed
 from workflow.org.repository import OrgRepository
 from workflow.org.service import get_unit
 from workflow.signing import service
 from workflow.signing.models import TrustAnchor, UnitSigningKey
 from workflow.signing.verify import verify_xades
+from workflow.uow import UnitOfWork
 
 router = APIRouter(prefix="/api/v1", tags=["signing"])
 
@@ -149,6 +154,54 @@ def add_anchors(body: AnchorIn, uow: UoW, actor: Actor) -> list[AnchorOut]:
 )
 async def verify(request: Request, actor: Actor) -> dict[str, Any]:
     limit = container(request).settings.max_upload_bytes
+    body = await _read_body(request, limit)
+
+    def run() -> dict[str, Any]:
+        with container(request).uow() as uow:
+            store = service.trust_store(uow)
+        report = verify_xades(body, trust=store, at="signing_time", max_bytes=limit)
+        return report.to_json()
+
+    return await run_in_threadpool(run)
+
+
+@router.post(
+    "/units/{code}/official-letters",
+    response_model=IncomingOut,
+    status_code=201,
+    summary="Register a signed official letter addressed to the unit, with its signature report",
+    description="The body is the signed letter (XML, wnio:Dokument with an enveloped XAdES "
+    "signature). It is verified against the trust anchors at its signing time, registered in "
+    "the unit's incoming register (channel internal) with a new case, and the report is "
+    "stored with the document. A letter whose signature fails is registered too, marked so.",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/xml": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+)
+async def receive_letter(code: str, request: Request, actor: Actor) -> IncomingOut:
+    c = container(request)
+    body = await _read_body(request, c.settings.max_upload_bytes)
+
+    def work(uow: UnitOfWork) -> IncomingOut:
+        unit = get_unit(OrgRepository(uow.session), code)
+        received = receive_official_letter(
+            uow,
+            c.blob_store,
+            unit,
+            body,
+            trust=service.trust_store(uow),
+            jrwa=c.settings.internal_letter_jrwa,
+            max_bytes=c.settings.max_upload_bytes,
+        )
+        return Presenter(uow).registered(received.registered)
+
+    return await run_in_transaction(request, actor, work)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
@@ -157,13 +210,4 @@ async def verify(request: Request, actor: Actor) -> dict[str, Any]:
                 f"Plik jest za duży (limit {limit} bajtów).",
                 f"The file is too large (limit {limit} bytes).",
             )
-
-    def run() -> dict[str, Any]:
-        with container(request).uow() as uow:
-            store = service.trust_store(uow)
-        report = verify_xades(bytes(body), trust=store, at="signing_time", max_bytes=limit)
-        return report.to_json()
-
-    from starlette.concurrency import run_in_threadpool
-
-    return await run_in_threadpool(run)
+    return bytes(body)

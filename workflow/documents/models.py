@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import BigInteger, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from workflow.db import Base, new_id, utcnow
@@ -55,6 +55,8 @@ class Document(Base):
     language: Mapped[str] = mapped_column(String(10), default="pol")
     description: Mapped[str | None] = mapped_column(Text)
     rights: Mapped[str | None] = mapped_column(String(300))
+    # The verification report of a signed document (ETSI indication, signer, signing time…).
+    signature_report: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from workflow.documents.models import Blob, Document, DocumentVersion
@@ -14,6 +15,11 @@ from workflow.documents.models import Blob, Document, DocumentVersion
 class DocumentRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
+
+    def set_signature_report(self, document_id: uuid.UUID, report: dict[str, Any]) -> None:
+        self.session.execute(
+            update(Document).where(Document.id == document_id).values(signature_report=report)
+        )
 
     def add(self, obj: Blob | Document | DocumentVersion) -> None:
         self.session.add(obj)

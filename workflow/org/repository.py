@@ -11,6 +11,8 @@ from sqlalchemy.orm import Session
 
 from workflow.org.models import AuthSession, Department, RoleAssignment, Unit, User
 
+SYSTEM_USER_ID = uuid.UUID(int=0)  # the row migration 0005 adds for ezd itself (SYSTEM)
+
 
 class OrgRepository:
     def __init__(self, session: Session) -> None:
@@ -59,7 +61,14 @@ class OrgRepository:
         return self.session.get(User, user_id)
 
     def users(self) -> Sequence[User]:
-        return self.session.execute(select(User).order_by(User.username)).scalars().all()
+        """People, without ezd's own system user."""
+        return (
+            self.session.execute(
+                select(User).where(User.id != SYSTEM_USER_ID).order_by(User.username)
+            )
+            .scalars()
+            .all()
+        )
 
     def users_in_units(self, unit_ids: Sequence[uuid.UUID]) -> Sequence[User]:
         return (

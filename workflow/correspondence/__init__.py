@@ -1,0 +1,1 @@
+"""Official correspondence between units: receiving signed letters into the register."""
