@@ -81,7 +81,7 @@ def build_request(host: str, port: int, token: str, meta: str, body: bytes) -> b
     return head + form
 
 
-async def send(host: str, port: int, request: bytes) -> tuple[int, bytes]:
+async def send(host: str, port: int, request: bytes, body_chars: int = 200) -> tuple[int, bytes]:
     """Send on a new connection (so the kernel spreads connections over the API processes)
     and read the whole answer; returns (status, body start)."""
     reader, writer = await asyncio.open_connection(host, port)
@@ -92,7 +92,7 @@ async def send(host: str, port: int, request: bytes) -> tuple[int, bytes]:
     finally:
         writer.close()
     status = int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.1 ") else 0
-    return status, answer.partition(b"\r\n\r\n")[2][:200]
+    return status, answer.partition(b"\r\n\r\n")[2][:body_chars]
 
 
 async def run_load(

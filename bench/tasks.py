@@ -49,8 +49,9 @@ sys.path.insert(0, str(ROOT))
 EZD = str(ROOT / ".venv" / "bin" / "ezd")
 
 import httpx  # noqa: E402
-from sqlalchemy import create_engine, select, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy import select  # noqa: E402
+
+from bench.registration import fresh_database, percentile, send  # noqa: E402
 
 KEY = "bench_tasks"
 FORM_FILE = "forms/bench_step.schema.json"
@@ -109,22 +110,6 @@ def bench_bpmn(user_tasks: int) -> bytes:
 
 # ---------------------------------------------------------------------------------------------
 # Figures
-
-
-def fresh_database(base_url: str, name: str) -> str:
-    url = make_url(base_url)
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return url.set(database=name).render_as_string(hide_password=False)
-
-
-def percentile(values: list[float], p: float) -> float:
-    values = sorted(values)
-    k = max(0, min(len(values) - 1, round(p / 100 * (len(values) - 1))))
-    return values[k]
 
 
 def figures(
@@ -488,18 +473,6 @@ def build_request(host: str, port: int, token: str, task_id: uuid.UUID) -> bytes
     return head + body
 
 
-async def send(host: str, port: int, request: bytes) -> tuple[int, bytes]:
-    reader, writer = await asyncio.open_connection(host, port)
-    try:
-        writer.write(request)
-        await writer.drain()
-        answer = await reader.read()  # the server closes after the answer (Connection: close)
-    finally:
-        writer.close()
-    status = int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.1 ") else 0
-    return status, answer.partition(b"\r\n\r\n")[2][:300]
-
-
 async def http_stage(
     host: str, port: int, requests: list[bytes], clients: int
 ) -> tuple[list[float], int]:
@@ -512,7 +485,9 @@ async def http_stage(
         for request in queue:
             t0 = time.perf_counter()
             try:
-                status, answer = await asyncio.wait_for(send(host, port, request), 120)
+                status, answer = await asyncio.wait_for(
+                    send(host, port, request, body_chars=300), 120
+                )
                 problem = None if status == 200 else f"{status}: {answer!r}"
             except (OSError, TimeoutError) as e:
                 problem = f"transport error: {e!r}"
