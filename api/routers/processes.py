@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Actor, UoW, container
+from api.presenters import Presenter
 from workflow.cases.service import readable_case
 from workflow.errors import Forbidden, NotFound
 from workflow.org.repository import OrgRepository
@@ -156,47 +157,24 @@ class SubstitutionOut(BaseModel):
 # ---------------------------------------------------------------------------------------------
 
 
-class _Names:
-    """Per-request lookups for presenting rows (unit codes, usernames, case references)."""
+class _Names(Presenter):
+    """Presenting tasks and instances: the unit codes and case references come from the shared
+    presenter; rows are read through the session's identity map."""
 
     def __init__(self, uow: UnitOfWork) -> None:
-        self.uow = uow
-        self.org = OrgRepository(uow.session)
-        self._units: dict[uuid.UUID, str] = {}
-        self._users: dict[uuid.UUID, str] = {}
-        self._cases: dict[uuid.UUID, str] = {}
-        self._instances: dict[uuid.UUID, ProcessInstance] = {}
-
-    def unit(self, unit_id: uuid.UUID) -> str:
-        if unit_id not in self._units:
-            u = self.org.unit(unit_id)
-            self._units[unit_id] = u.code if u else "?"
-        return self._units[unit_id]
+        super().__init__(uow)
+        self.processes = ProcessRepository(uow.session)
 
     def user(self, user_id: uuid.UUID | None) -> str | None:
         if user_id is None:
             return None
-        if user_id not in self._users:
-            u = self.org.user(user_id)
-            self._users[user_id] = u.username if u else "?"
-        return self._users[user_id]
-
-    def case(self, case_id: uuid.UUID | None) -> str | None:
-        if case_id is None:
-            return None
-        if case_id not in self._cases:
-            from workflow.cases.repository import CaseRepository
-
-            c = CaseRepository(self.uow.session).by_id(case_id)
-            self._cases[case_id] = c.reference if c else "?"
-        return self._cases[case_id]
+        u = self.org.user(user_id)
+        return u.username if u else "?"
 
     def instance(self, instance_id: uuid.UUID) -> ProcessInstance:
-        if instance_id not in self._instances:
-            i = ProcessRepository(self.uow.session).instance(instance_id)
-            assert i is not None
-            self._instances[instance_id] = i
-        return self._instances[instance_id]
+        i = self.processes.instance(instance_id)
+        assert i is not None
+        return i
 
     def task(self, t: ProcessTask, *, form: dict[str, Any] | None = None) -> TaskOut:
         now = service.business_now()
@@ -206,8 +184,8 @@ class _Names:
             element_id=t.element_id,
             process=self.instance(t.instance_id).process_id,
             instance_id=t.instance_id,
-            unit=self.unit(t.unit_id),
-            case_reference=self.case(t.case_id),
+            unit=self.unit_code(t.unit_id),
+            case_reference=self.case_reference(t.case_id),
             lane=t.lane,
             role=t.role,
             assignee=self.user(t.assignee_id),
@@ -221,13 +199,13 @@ class _Names:
         )
 
     def instance_out(self, i: ProcessInstance) -> InstanceOut:
-        d = ProcessRepository(self.uow.session).definition(i.definition_id)
+        d = self.processes.definition(i.definition_id)
         return InstanceOut(
             id=i.id,
             process=i.process_id,
             version=d.version if d else 0,
-            unit=self.unit(i.unit_id),
-            case_reference=self.case(i.case_id),
+            unit=self.unit_code(i.unit_id),
+            case_reference=self.case_reference(i.case_id),
             status=i.status,
             started_at=i.started_at,
             ended_at=i.ended_at,
@@ -475,7 +453,7 @@ def list_incidents(uow: UoW, actor: Actor) -> list[IncidentOut]:
         IncidentOut(
             id=i.id,
             instance_id=i.instance_id,
-            unit=names.unit(i.unit_id),
+            unit=names.unit_code(i.unit_id),
             element_id=i.element_id,
             message=i.message,
             created_at=i.created_at,
