@@ -368,14 +368,11 @@ def load(engine: Engine, file: str, process: str, *, lenient: bool = False) -> I
 
 Scenario = Callable[[Engine], None]
 SCENARIOS: dict[str, Scenario] = {}
-KNOWN_GAPS: dict[str, str] = {}  # scenario -> why ezd's engine wrapper does not pass it yet
 
 
-def scenario(name: str, *, known_gap: str | None = None) -> Callable[[Scenario], Scenario]:
+def scenario(name: str) -> Callable[[Scenario], Scenario]:
     def register(fn: Scenario) -> Scenario:
         SCENARIOS[name] = fn
-        if known_gap is not None:
-            KNOWN_GAPS[name] = known_gap
         return fn
 
     return register
@@ -801,17 +798,6 @@ def _service_task(engine: Engine) -> None:
     assert not snap.completed and snap.error is not None and snap.error.script_failure
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(
-            name,
-            marks=[pytest.mark.xfail(strict=True, reason=KNOWN_GAPS[name])]
-            if name in KNOWN_GAPS
-            else [],
-        )
-        for name in sorted(SCENARIOS)
-    ],
-)
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_spiffworkflow_scenario(name: str, engine: Engine) -> None:
     SCENARIOS[name](engine)
