@@ -721,6 +721,8 @@ def _form_error(e: Any) -> str:
 def complete_task(
     uow: UnitOfWork, engine: Engine, task_id: uuid.UUID, data: Mapping[str, Any]
 ) -> ProcessTask:
+    # Locks in the order every run takes them (instance, then its tasks): the first read only
+    # finds the instance; the task is read again under its lock, as it may have changed.
     task = _task_for_actor(uow, task_id)
     instance = _locked_instance(uow, task.instance_id)
     task = _task_for_actor(uow, task_id, lock=True)
