@@ -87,6 +87,8 @@ class Presenter:
             channel=item.channel,
             status=item.status,
             dispatched_at=item.dispatched_at,
+            letter_id=item.letter_id,
+            delivered_at=item.delivered_at,
             created_at=item.created_at,
         )
 

@@ -130,6 +130,12 @@ class OutgoingOut(BaseModel):
     channel: str
     status: str
     dispatched_at: datetime | None
+    letter_id: uuid.UUID | None = Field(
+        None, description="Internal e-delivery: the id of the signed letter (idDokumentu)"
+    )
+    delivered_at: datetime | None = Field(
+        None, description="Internal e-delivery: delivery time stated by the signed receipt"
+    )
     created_at: datetime
 
 
