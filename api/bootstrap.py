@@ -5,6 +5,7 @@ Everything that picks an adapter for a port happens here, so the core never impo
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from dataclasses import dataclass
 from datetime import timedelta
@@ -138,7 +139,11 @@ def bootstrap(settings: Settings | None = None) -> Container:
             settings.script_time_limit_seconds, settings.script_memory_mb, settings.script_processes
         )
     )
-    handlers = {"blobs.collect": collect, **process_handlers(runtime, settings)}
+    handlers = {
+        "blobs.collect": collect,
+        **process_handlers(runtime, settings),
+        **delivery_handlers(runtime, settings, store),
+    }
     worker = Worker(
         session_factory=session_factory,
         handlers=handlers,
@@ -162,6 +167,39 @@ def process_handlers(runtime: ProcessEngine, settings: Settings) -> dict[str, An
         "notify": record_notification,
         "finance.handover": record_notification,
     }
+
+
+def delivery_handlers(
+    runtime: ProcessEngine, settings: Settings, store: BlobStore
+) -> dict[str, Any]:
+    """Internal e-delivery's outbox steps (workflow/correspondence/delivery.py), given each
+    unit's seal (decrypted with the key-encryption key), the TSA and the trust store."""
+    from workflow.correspondence import delivery
+    from workflow.signing.service import trust_store, unit_identity
+
+    signing = delivery.Signing(
+        identity=lambda uow, unit: unit_identity(uow, unit, lambda: key_encryption_key(settings)),
+        tsa_url=settings.tsa_url,
+        trust=trust_store,
+        max_bytes=settings.max_upload_bytes,
+    )
+
+    def current() -> delivery.Signing:
+        # the TSA is read per event, so a changed setting (tests use their own TSA) applies
+        return dataclasses.replace(signing, tsa_url=settings.tsa_url)
+
+    def dispatch(uow: UnitOfWork, payload: dict[str, Any]) -> None:
+        delivery.dispatch_official_letter(uow, store, current(), payload)
+
+    def deliver(uow: UnitOfWork, payload: dict[str, Any]) -> None:
+        delivery.deliver_official_letter(
+            uow, store, runtime, current(), payload, internal_jrwa=settings.internal_letter_jrwa
+        )
+
+    def receipt(uow: UnitOfWork, payload: dict[str, Any]) -> None:
+        delivery.return_delivery_receipt(uow, store, current(), payload)
+
+    return {"letter.dispatch": dispatch, "letter.deliver": deliver, "letter.receipt": receipt}
 
 
 def deploy_process_library(container: Container) -> None:

@@ -60,3 +60,28 @@ def register(
 
 def error_code(response: Any) -> str:
     return str(response.json()["error"]["code"])
+
+
+def install_unit_seals(client: TestClient, pki: Any, *extra_roots: bytes) -> None:
+    """Electronic seals for SP58 (RSA) and WOW (EC P-256) from the test PKI, imported by each
+    unit's administrator, and the PKI's root (plus `extra_roots`, e.g. a TSA's) trusted."""
+    import base64
+
+    for unit, issued in (("SP58", pki.seal), ("WOW", pki.seal_ec)):
+        r = client.post(
+            f"/api/v1/units/{unit}/signing-keys",
+            headers=token(client, f"admin.{unit.lower()}"),
+            json={
+                "label": f"Pieczęć elektroniczna {unit}",
+                "key_base64": base64.b64encode(issued.p12(b"haslo")).decode(),
+                "password": "haslo",
+            },
+        )
+        assert r.status_code == 201, r.text
+    for n, pem in enumerate((pki.root.cert_pem, *extra_roots)):
+        r = client.post(
+            "/api/v1/trust-anchors",
+            headers=token(client, "admin.wow"),
+            json={"label": f"Testowe CA {n}", "pem": pem.decode()},
+        )
+        assert r.status_code == 201, r.text

@@ -12,6 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import Backend
+from tests.helpers import install_unit_seals
+from tests.pki import TestPki, pki_fixture  # noqa: F401  (the `pki` fixture)
 from tests.test_processes import HANDLER, HEAD, complete, inbox, new_case, only, start, token
 from workflow.engine.runtime import advance_clock
 
@@ -118,7 +120,10 @@ def test_citizen_application_supplement_and_timeout(backend: Backend, client: Te
     assert case_status(client, HEAD, ref2) == "closed"
 
 
-def test_official_letter_school_to_city_and_back(backend: Backend, client: TestClient) -> None:
+def test_official_letter_school_to_city_and_back(
+    backend: Backend, client: TestClient, pki: TestPki
+) -> None:
+    install_unit_seals(client, pki)
     ref = new_case(client)
     school = start(client, "official_letter_school", ref).json()
     do(client, HANDLER, "draft", {"subject": "Arkusz organizacji", "body": "Przesyłamy arkusz."})
@@ -211,11 +216,12 @@ def test_complaint_deadline_and_answer(backend: Backend, client: TestClient) -> 
 
 
 def test_reply_arriving_during_a_reminder_is_kept_for_later(
-    backend: Backend, client: TestClient
+    backend: Backend, client: TestClient, pki: TestPki
 ) -> None:
     """The school's deadline passes and the head is deciding on a reminder when the city
     office's reply arrives: nobody waits for it at that moment, so it is kept and handed over
     as soon as the school's process waits again."""
+    install_unit_seals(client, pki)
     ref = new_case(client)
     school = start(client, "official_letter_school", ref).json()
     do(client, HANDLER, "draft", {"subject": "Sprawozdanie", "body": "W załączeniu."})

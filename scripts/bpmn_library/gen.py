@@ -562,9 +562,11 @@ def official_letter_school():
         "Szkoła – pismo do Wydziału Oświaty",
         [(R, 1), (S, 1), (D, 1)],
         doc=(
-            "Szkoła przygotowuje i podpisuje pismo do Wydziału Oświaty (jednostka WOW), wysyła je "
-            "(send_official_letter: system dostarcza komunikat pismo_urzedowe i uruchamia "
-            "official_letter_city) i czeka na komunikat odpowiedz_urzedowa (zmienna reply). "
+            "Szkoła przygotowuje pismo do Wydziału Oświaty (jednostka WOW), dyrektor je akceptuje; "
+            "send_official_letter rejestruje przesyłkę wychodzącą, podpisuje pismo pieczęcią "
+            "elektroniczną szkoły i doręcza je Wydziałowi (rejestracja u adresata, komunikat "
+            "pismo_urzedowe uruchamia official_letter_city, poświadczenie doręczenia wraca do "
+            "przesyłki). Proces czeka na komunikat odpowiedz_urzedowa (zmienna reply). "
             "Po terminie (art. 35 KPA, miesiąc) dyrektor ponagla adresata i czeka kolejne 14 dni "
             "albo zamyka sprawę. "
             "Dane startowe: case_reference."
@@ -689,9 +691,12 @@ def official_letter_city():
         "Wydział Oświaty – pismo ze szkoły",
         [(S, 1), (W, 1)],
         doc=(
-            "Uruchamiany komunikatem pismo_urzedowe (zmienna letter; system dołącza "
-            'letter["correlation_key"]). Rejestracja i dekretacja, przygotowanie odpowiedzi, '
-            "odesłanie komunikatu odpowiedz_urzedowa do szkoły."
+            "Uruchamiany komunikatem pismo_urzedowe (zmienna letter), gdy pismo szkoły – "
+            "podpisane pieczęcią elektroniczną i doręczone wewnętrznie – zostało już "
+            "zarejestrowane w dzienniku przesyłek wpływających Wydziału (sprawa procesu to sprawa "
+            'tego pisma; letter["signature"] to wynik weryfikacji podpisu). Dekretacja, '
+            "przygotowanie odpowiedzi, odesłanie jej szkole jako podpisanego pisma "
+            "(send_official_letter z komunikatem odpowiedz_urzedowa, który wznawia proces szkoły)."
         ),
     )
     p.start("start", "Pismo ze szkoły", S, 0, message="pismo_urzedowe", var="letter")
@@ -704,7 +709,7 @@ def official_letter_city():
         "deadline",
         [("kind", "str", lit("kpa_35_1m"))],
     )
-    p.user("register_assign", "Rejestracja i dekretacja", S, 2, form="assignment", due="deadline")
+    p.user("register_assign", "Dekretacja pisma", S, 2, form="assignment", due="deadline")
     p.user(
         "prepare_reply",
         "Przygotowanie odpowiedzi",
@@ -714,13 +719,21 @@ def official_letter_city():
         assignee="handler",
         due="deadline",
     )
-    p.throw(
+    p.service(
         "send_reply",
-        "Odpowiedź do szkoły",
+        "Wysłanie odpowiedzi do szkoły",
         W,
         4,
-        message="odpowiedz_urzedowa",
-        payload='{"reply_body": reply_body, "correlation_key": letter["correlation_key"]}',
+        "send_official_letter",
+        "sent_reply",
+        [
+            ("to_unit", "str", 'letter["from_unit"]'),
+            ("subject", "str", "'Odpowiedź: ' + letter[\"subject\"]"),
+            ("body", "str", "reply_body"),
+            ("message", "str", lit("odpowiedz_urzedowa")),
+            ("correlation_key", "str", 'letter["correlation_key"]'),
+            ("your_reference", "str", 'letter["sender_reference"]'),
+        ],
     )
     p.service(
         "finish_case",

@@ -1,6 +1,7 @@
 """Receiving a signed official letter: verify its signature, then register it in the addressed
 unit's incoming register (channel `internal`) with the signed XML as the document and the
-verification report stored with that document, opening a case for it.
+verification report stored with that document. The letter joins the case it answers (its
+"znak sprawy adresata" names an open case of the addressed unit) or opens a new one.
 
 A letter whose signature fails is still registered — it was received, and the clerk must see
 it — but its report says TOTAL_FAILED and the registration notes say so; a file that is not a
@@ -11,9 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from workflow.cases.models import Case, CaseStatus
+from workflow.cases.repository import CaseRepository
 from workflow.documents.repository import DocumentRepository
 from workflow.errors import ValidationFailed
 from workflow.letters.letter import Letter, parse_letter_xml
@@ -40,6 +45,33 @@ class ReceivedLetter:
     report: VerificationReport
 
 
+@contextmanager
+def spooled(data: bytes, file_name: str, media_type: str) -> Iterator[SpooledUpload]:
+    """Bytes made in ezd (a signed letter, a receipt) as an upload for the blob store."""
+    with tempfile.TemporaryDirectory(prefix="ezd-letter-") as tmp:
+        path = Path(tmp) / "file"
+        path.write_bytes(data)
+        yield SpooledUpload(
+            path=path,
+            file_name=file_name.replace("/", "-")[:200],
+            declared_type=media_type,
+            detected_type=media_type,
+            size=len(data),
+            sha256=hashlib.sha256(data).hexdigest(),
+            md5=hashlib.md5(data, usedforsecurity=False).hexdigest(),
+        )
+
+
+def answered_case(uow: UnitOfWork, unit: Unit, letter: Letter) -> Case | None:
+    """The open case of `unit` that the letter answers (its addressee's reference), if any."""
+    if not letter.your_reference:
+        return None
+    case = CaseRepository(uow.session).by_reference(letter.your_reference)
+    if case is None or case.unit_id != unit.id or case.status != CaseStatus.open:
+        return None
+    return case
+
+
 def receive_official_letter(
     uow: UnitOfWork,
     store: BlobStore,
@@ -49,6 +81,7 @@ def receive_official_letter(
     trust: TrustStore,
     jrwa: str,
     max_bytes: int,
+    idempotency_key: str | None = None,
 ) -> ReceivedLetter:
     letter = parse_letter_xml(signed, max_bytes=max_bytes)
     if letter.addressee.unit_code != unit.code:
@@ -61,18 +94,8 @@ def receive_official_letter(
         )
     report = verify_xades(signed, trust=trust, at="signing_time", max_bytes=max_bytes)
     verdict = INDICATION_PL[report.indication]
-    with tempfile.TemporaryDirectory(prefix="ezd-letter-") as tmp:
-        path = Path(tmp) / "pismo.xml"
-        path.write_bytes(signed)
-        upload = SpooledUpload(
-            path=path,
-            file_name=f"pismo-{letter.our_reference}.xml".replace("/", "-")[:200],
-            declared_type="application/xml",
-            detected_type="application/xml",
-            size=len(signed),
-            sha256=hashlib.sha256(signed).hexdigest(),
-            md5=hashlib.md5(signed, usedforsecurity=False).hexdigest(),
-        )
+    case = answered_case(uow, unit, letter)
+    with spooled(signed, f"pismo-{letter.our_reference}.xml", "application/xml") as upload:
         registered = register_incoming_item(
             uow,
             store,
@@ -81,8 +104,9 @@ def receive_official_letter(
                 subject=letter.subject[:500],
                 sender=Party(name=letter.sender.name[:200], kind="institution"),
                 channel="internal",
-                jrwa=jrwa,
-                new_case=True,
+                jrwa=None if case else jrwa,
+                new_case=case is None,
+                case_reference=case.reference if case else None,
                 sender_reference=letter.our_reference[:200],
                 letter_date=letter.letter_date,
                 notes=f"Pismo urzędowe podpisane elektronicznie: {verdict}"
@@ -90,6 +114,7 @@ def receive_official_letter(
                 + (f"; podpisał: {report.signed_by}" if report.signed_by else ""),
             ),
             [upload],
+            idempotency_key=idempotency_key,
         )
     documents = DocumentRepository(uow.session)
     for document, _stored in registered.documents:

@@ -18,6 +18,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
+from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
 
@@ -105,6 +106,14 @@ class RestrictedScriptEngine(PythonScriptEngine):  # type: ignore[misc]
     def __init__(self, sandbox: ScriptSandbox) -> None:
         super().__init__(environment=RestrictedEnvironment(sandbox))
         self.sandbox = sandbox
+
+    def call_service(self, task: Any, **kwargs: Any) -> Any:
+        # SpiffWorkflow 3.2's own call_service names an undefined `script` when the service
+        # fails, so the incident would read "name 'script' is not defined", not the reason.
+        try:
+            return self.environment.call_service(task.data, **kwargs)
+        except Exception as err:
+            raise WorkflowTaskException(str(err), task=task, exception=err) from err
 
     def validate(self, expression: str) -> None:
         # SpiffWorkflow's DMN engine probes cells with validate() and expects SyntaxError.

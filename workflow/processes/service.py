@@ -1007,10 +1007,14 @@ def deliver_message(
         unit = OrgRepository(uow.session).unit_by_code(str(to_unit))
         if unit is None:
             raise MessageNotDelivered(f"Nieznana jednostka {to_unit}.", f"Unknown unit {to_unit}.")
+        registered_case = None
+        if payload.get("case_id"):
+            # e-delivery registered the letter first: the process runs in the letter's case
+            registered_case = CaseRepository(uow.session).by_id(uuid.UUID(str(payload["case_id"])))
         for definition in starters:
-            # A letter from another unit opens a case in the addressed unit (under the class the
-            # sender named, or the configured class for internal correspondence).
-            case = open_case(
+            # Otherwise a message from another unit opens a case in the addressed unit (under
+            # the class the sender named, or the configured class for internal correspondence).
+            case = registered_case or open_case(
                 uow,
                 unit,
                 jrwa_symbol=str(body.get("jrwa") or internal_jrwa),

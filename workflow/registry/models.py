@@ -74,6 +74,7 @@ class IncomingItem(Base):
 class OutgoingStatus(enum.StrEnum):
     ready = "ready"
     dispatched = "dispatched"
+    delivered = "delivered"  # the addressee's signed receipt came back (internal e-delivery)
 
 
 class OutgoingItem(Base):
@@ -91,6 +92,10 @@ class OutgoingItem(Base):
     channel: Mapped[str] = mapped_column(String(20))
     status: Mapped[str] = mapped_column(String(20), default=OutgoingStatus.ready)
     dispatched_at: Mapped[datetime | None]
+    # Internal e-delivery: the id of the signed letter (wnio:Dokument) and when the addressee's
+    # signed receipt says it was delivered.
+    letter_id: Mapped[uuid.UUID | None] = mapped_column(unique=True)
+    delivered_at: Mapped[datetime | None]
     created_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
