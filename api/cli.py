@@ -115,6 +115,7 @@ def demo(
     force: bool = typer.Option(False, help="Seed even a non-embedded database"),
 ) -> None:
     """Seed the demo organisation, users (password `demo`) and letters, then serve."""
+    from api.bootstrap import key_encryption_key
     from workflow.demo import DEMO_PASSWORD, seed_demo
 
     settings = Settings()
@@ -126,7 +127,9 @@ def demo(
     _upgrade(c)
     c.blob_store.check()
     with c.uow() as uow:
-        users = seed_demo(uow, c.blob_store, c.engine_runtime)
+        users = seed_demo(
+            uow, c.blob_store, c.engine_runtime, lambda: key_encryption_key(settings)
+        )
         uow.commit()
     if users:
         typer.echo(f"demo data created: {len(users)} users")

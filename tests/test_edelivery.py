@@ -339,3 +339,26 @@ def test_send_official_letter_refuses_unknown_addressee(
                     uow, unit, to_unit=to, subject="a", body="b", case=None, correlation_key="k"
                 )
             assert e.value.code == code
+
+
+def test_demo_seals_let_the_demo_send_letters(sqlite_backend: Backend) -> None:
+    """`ezd demo` gives every unit a demo seal and trusts the demo CA: a letter goes out signed
+    and arrives TOTAL_PASSED without an administrator's set-up."""
+    from api.bootstrap import key_encryption_key
+    from workflow.demo import seed_demo_seals
+
+    backend = sqlite_backend
+    with backend.container.uow() as uow:
+        seed_demo_seals(uow, lambda: key_encryption_key(backend.settings))
+        uow.commit()
+    with backend.client() as client:
+        ref = new_case(client)
+        start(client, "official_letter_school", ref)
+        do(client, HANDLER, "draft", {"subject": "Demo", "body": "Treść."})
+        do(client, HEAD, "sign", {"decision": "approve"})
+        drain(backend)
+        (received,) = _incoming(client, CITY_CLERK, "WOW")
+        report = _incoming_document(client, CITY_CLERK, received)["signature_report"]
+        assert report["indication"] == "TOTAL_PASSED", report
+        assert "(DEMO)" in report["signed_by"]
+        assert _outgoing(client, HEAD, "SP58")[0]["status"] == "delivered"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -118,14 +119,43 @@ def demo_username(role: str, unit_code: str) -> str:
     return f"{role}.{unit_code.lower()}"
 
 
-def seed_demo(uow: UnitOfWork, store: BlobStore, engine: Engine | None = None) -> list[str]:
+def seed_demo(
+    uow: UnitOfWork,
+    store: BlobStore,
+    engine: Engine | None = None,
+    key_encryption_key: Callable[[], bytes] | None = None,
+) -> list[str]:
     """Create the demo organisation and letters; idempotent (does nothing when seeded). With an
     engine, each letter that opened a case starts the incoming-letter process, so the heads'
-    inboxes have work in them."""
+    inboxes have work in them. With the key-encryption key, every unit gets a demo electronic
+    seal and the demo CA is trusted, so official letters between units sign and verify."""
     usernames = seed_demo_organisation(uow)
     if usernames:
         _register_letters(uow, store, OrgRepository(uow.session), engine)
+        if key_encryption_key is not None:
+            seed_demo_seals(uow, key_encryption_key)
     return usernames
+
+
+def seed_demo_seals(uow: UnitOfWork, key_encryption_key: Callable[[], bytes]) -> None:
+    from workflow.signing.demo_pki import demo_seals
+    from workflow.signing.service import add_trust_anchors, import_signing_key
+
+    uow.actor = SYSTEM
+    repo = OrgRepository(uow.session)
+    ca_pem, bundles = demo_seals((u.code, u.name) for u in UNITS)
+    add_trust_anchors(uow, ca_pem, label="ezd DEMO CA", source="demo")
+    for code, bundle in bundles.items():
+        unit = repo.unit_by_code(code)
+        assert unit is not None
+        import_signing_key(
+            uow,
+            unit,
+            bundle,
+            None,
+            label=f"Pieczęć elektroniczna {code} (demo)",
+            key_encryption_key=key_encryption_key,
+        )
 
 
 def seed_demo_organisation(uow: UnitOfWork) -> list[str]:
