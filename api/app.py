@@ -16,7 +16,18 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from api.bootstrap import Container, bootstrap
 from api.errors import install_error_handlers
-from api.routers import audit, auth, cases, documents, jrwa, org, processes, registry, signing
+from api.routers import (
+    audit,
+    auth,
+    cases,
+    documents,
+    jrwa,
+    org,
+    processes,
+    registry,
+    search,
+    signing,
+)
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +71,7 @@ def create_app(c: Container | None = None, *, start_worker: bool | None = None) 
     )
     app.state.container = container
     install_error_handlers(app)
-    for r in (auth, org, jrwa, registry, cases, documents, audit, processes, signing):
+    for r in (auth, org, jrwa, registry, cases, documents, audit, processes, signing, search):
         app.include_router(r.router)
 
     @app.get("/", include_in_schema=False)

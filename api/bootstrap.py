@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 import workflow.models  # noqa: F401  (every mapper: relationships name other modules' models)
+from api.search_wiring import wire_search
 from storage.local import LocalBlobStore
 from storage.s3 import S3BlobStore
 from workflow.db import make_engine
@@ -37,6 +38,7 @@ class Container:
     worker: Worker
     engine_runtime: ProcessEngine
     library_deployed: bool = False
+    search_index: Any = None  # workflow.search.port.SearchIndex, set by wire_search
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.session_factory)
@@ -153,6 +155,7 @@ def bootstrap(settings: Settings | None = None) -> Container:
     )
     container = Container(settings, engine, session_factory, store, worker, runtime)
     worker.ticks.append(container.fire_due_timers)
+    wire_search(container)
     return container
 
 

@@ -24,12 +24,14 @@ user_app = typer.Typer(help="Users and roles", no_args_is_help=True)
 jrwa_app = typer.Typer(help="JRWA file plans", no_args_is_help=True)
 blobs_app = typer.Typer(help="Blob store maintenance", no_args_is_help=True)
 bpmn_app = typer.Typer(help="Process definitions (BPMN)", no_args_is_help=True)
+search_app = typer.Typer(help="Full-text search index", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
 app.add_typer(user_app, name="user")
 app.add_typer(jrwa_app, name="jrwa")
 app.add_typer(blobs_app, name="blobs")
 app.add_typer(bpmn_app, name="bpmn")
+app.add_typer(search_app, name="search")
 
 
 def _logging(settings: Settings) -> None:
@@ -127,9 +129,7 @@ def demo(
     _upgrade(c)
     c.blob_store.check()
     with c.uow() as uow:
-        users = seed_demo(
-            uow, c.blob_store, c.engine_runtime, lambda: key_encryption_key(settings)
-        )
+        users = seed_demo(uow, c.blob_store, c.engine_runtime, lambda: key_encryption_key(settings))
         uow.commit()
     if users:
         typer.echo(f"demo data created: {len(users)} users")
@@ -337,6 +337,75 @@ def sign(
     target.write_bytes(signed)
     typer.echo(str(target))
     c.dispose()
+
+
+@search_app.command("reindex")
+def search_reindex(
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar"),
+) -> None:
+    """Rebuild the index from the database beside the live one, then swap it in atomically
+    (searches keep working throughout; changes made meanwhile reach the new index too)."""
+    import time
+
+    from workflow.search.service import count_all, reindex
+
+    c = bootstrap()
+    _logging(c.settings)
+    index = c.search_index
+    total = count_all(c.uow)
+    t0 = time.monotonic()
+    with typer.progressbar(
+        length=total, label=f"reindex ({index.name})", file=None if progress else _Null()
+    ) as bar:
+        n = reindex(c.uow, index, progress=bar.update)
+    dt = time.monotonic() - t0
+    typer.echo(
+        f"indexed {n} documents in {dt:.1f} s ({n / dt if dt else 0:.0f}/s) into {index.name}"
+    )
+    index.close()
+    c.dispose()
+
+
+class _Null:
+    def write(self, _s: str) -> int:
+        return 0
+
+    def flush(self) -> None:
+        pass
+
+
+@search_app.command("verify")
+def search_verify(
+    repair: bool = typer.Option(False, "--repair", help="Index what is missing or stale"),
+    show: int = typer.Option(20, help="Keys listed per category"),
+) -> None:
+    """Compare the index with the database: exit 0 when they agree, 1 listing what is missing,
+    stale (indexed from an older state) or extra."""
+    import json
+
+    from workflow.search import service
+
+    c = bootstrap()
+    index = c.search_index
+    report = service.verify(c.uow, index)
+    summary = {
+        "index": index.name,
+        "checked": report.checked,
+        "missing": len(report.missing),
+        "stale": len(report.stale),
+        "extra": len(report.extra),
+        "ok": report.ok,
+    }
+    typer.echo(json.dumps(summary))
+    for name in ("missing", "stale", "extra"):
+        for key in getattr(report, name)[:show]:
+            typer.echo(f"{name} {key}")
+    if repair and not report.ok:
+        n = service.repair(c.uow, index, report)
+        typer.echo(f"repaired {n}")
+    index.close()
+    c.dispose()
+    raise typer.Exit(0 if report.ok or repair else 1)
 
 
 def main() -> None:  # pragma: no cover

@@ -176,3 +176,34 @@ class AuditVerifyOut(BaseModel):
     entries_checked: int
     first_bad_seq: int | None
     problem: str | None
+
+
+class SearchHitOut(BaseModel):
+    type: str = Field(description="incoming | outgoing | case | document")
+    id: uuid.UUID
+    unit: str
+    title: str
+    date: date
+    number: str | None = Field(None, description="RPW / outgoing number, case reference, id")
+    case_reference: str | None = None
+    sender: str | None = None
+    jrwa: str | None = None
+    status: str | None = None
+    retention_category: str | None = None
+    score: float | None = None
+    highlights: dict[str, list[str]] = Field(
+        default_factory=dict, description="HTML-escaped text with matches in <em>"
+    )
+    open_url: str = Field(description="Opens the object (the view is written to the audit trail)")
+
+
+class FacetBucketOut(BaseModel):
+    value: str
+    count: int
+
+
+class SearchOut(BaseModel):
+    total: int
+    hits: list[SearchHitOut]
+    facets: dict[str, list[FacetBucketOut]]
+    next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page")

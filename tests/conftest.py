@@ -230,3 +230,69 @@ def sqlite_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[B
 def client(backend: Backend) -> Iterator[TestClient]:
     with backend.client() as c:
         yield c
+
+
+# --- search: the embedded index and a real Elasticsearch -----------------------------------
+
+
+def need_elasticsearch() -> str:
+    """The test Elasticsearch's URL (scripts/elasticsearch.sh up, or `make test`); in CI an
+    unreachable one fails the run instead of skipping."""
+    url = os.environ.get("EZD_TEST_ES_URL", "")
+    problem = None
+    if not url:
+        problem = "EZD_TEST_ES_URL is not set (run `scripts/elasticsearch.sh up` or `make test`)"
+    else:
+        from elasticsearch import Elasticsearch
+
+        es = Elasticsearch(url, request_timeout=10)
+        try:
+            es.cluster.health(timeout="10s")
+        except Exception as e:
+            problem = f"Elasticsearch at {url} is not reachable: {e}"
+        finally:
+            es.close()
+    if problem:
+        if IN_CI:
+            pytest.fail(problem)
+        pytest.skip(problem)
+    return url
+
+
+def drop_es_indices(url: str, alias: str) -> None:
+    from elasticsearch import Elasticsearch
+
+    es = Elasticsearch(url, request_timeout=30)
+    try:
+        es.indices.delete(index=f"{alias}*", ignore_unavailable=True, allow_no_indices=True)
+    finally:
+        es.close()
+
+
+@pytest.fixture(params=["embedded", "elasticsearch"])
+def search_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    """The embedded system (SQLite + local folder + embedded index) and the production one
+    (PostgreSQL + S3 + Elasticsearch), each with an index of its own."""
+    marker = request.node.get_closest_marker("settings")
+    overrides = dict(marker.kwargs) if marker else {}
+    if request.param == "embedded":
+        yield from _backend(_Param(request, "embedded"), tmp_path, overrides)
+        return
+    url = need_elasticsearch()
+    alias = f"ezd-t-{uuid.uuid4().hex[:12]}"
+    overrides = {"search_url": url, "search_index": alias, **overrides}
+    try:
+        yield from _backend(_Param(request, "postgres_s3"), tmp_path, overrides)
+    finally:
+        drop_es_indices(url, alias)
+
+
+class _Param:
+    """A fixture request whose `param` names the database backend for `_backend`."""
+
+    def __init__(self, request: pytest.FixtureRequest, param: str) -> None:
+        self._request = request
+        self.param = param
+
+    def getfixturevalue(self, name: str) -> Any:
+        return self._request.getfixturevalue(name)

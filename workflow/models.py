@@ -17,6 +17,7 @@ from workflow.processes.models import (
     Substitution,
 )
 from workflow.registry.models import IncomingItem, NumberCounter, OutgoingItem
+from workflow.search.models import DocumentText
 from workflow.signing.models import TrustAnchor, UnitSigningKey
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "Case",
     "Department",
     "Document",
+    "DocumentText",
     "DocumentVersion",
     "Incident",
     "IncomingItem",

@@ -69,6 +69,16 @@ class Settings(BaseSettings):
     script_memory_mb: int = Field(256, description="Address-space limit of a script process")
     script_processes: int = Field(2, description="Sandbox processes per ezd process")
     embedded_worker: bool = Field(True, description="Run the outbox worker inside `ezd serve`")
+    search_url: str | None = Field(
+        None, description="Elasticsearch URL (8.x); unset = the embedded index in data_dir"
+    )
+    search_index: str = Field(
+        "ezd-search", description="Elasticsearch alias (versioned indices behind it)"
+    )
+    search_timeout_seconds: float = Field(10.0, description="Timeout of one Elasticsearch call")
+    ocr_enabled: bool = Field(True, description="OCR scans with tesseract when it is installed")
+    ocr_languages: str = Field("pol", description="Tesseract languages (installed traineddata)")
+    extract_max_chars: int = Field(1_000_000, description="Text kept per document version")
 
     host: str = "127.0.0.1"
     port: int = 8000
@@ -87,6 +97,10 @@ class Settings(BaseSettings):
     @property
     def blob_dir(self) -> Path:
         return self.data_dir / "blobs"
+
+    @property
+    def search_dir(self) -> Path:
+        return self.data_dir / "search"
 
     @property
     def is_sqlite(self) -> bool:

@@ -20,6 +20,8 @@ from workflow.audit.repository import AuditRepository
 from workflow.audit.service import PendingAuditEntry, append_entries
 from workflow.outbox.models import OutboxEvent
 from workflow.principal import SYSTEM, Principal
+from workflow.search.events import TOPIC as SEARCH_TOPIC
+from workflow.search.events import index_events
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +91,9 @@ class UnitOfWork:
 
     def commit(self) -> None:
         try:
+            # What the change touched is reindexed after commit (the audit entries name it).
+            for payload in index_events(self._audit):
+                self.enqueue(SEARCH_TOPIC, payload)
             self.session.flush()
             append_entries(AuditRepository(self.session), self._audit)
         except BaseException:

@@ -1,0 +1,152 @@
+"""What both adapters store for a document and give back for a hit, and the highlights (made
+here from the stored text, so they are the same on both and never show folded text)."""
+
+from __future__ import annotations
+
+import html
+from datetime import date
+from typing import Any
+
+from rapidfuzz.distance import OSA
+
+from search.polish import AnalysedQuery, ClauseQ, PhraseQ, PrefixQ, TermQ, analyse, fold, lemmas
+from workflow.search.port import IndexDoc, SearchHit
+from workflow.search.query import WORD
+
+SNIPPET_CHARS = 10_000  # of the content kept for highlights
+FRAGMENT_CHARS = 160
+MAX_FRAGMENTS = 3
+# Both adapters keep fields apart with this token (Elasticsearch also by its position gap), so
+# a phrase never runs from one field into the next.
+FIELD_GAP = " x0fieldgap0x "
+
+
+def analysed_fields(doc: IndexDoc) -> dict[str, Any]:
+    head = [analyse(v) for v in doc.head_fields()]
+    body = analyse(doc.content) if doc.content else None
+    head_lemmas: dict[str, None] = {}
+    for a in head:
+        head_lemmas.update(dict.fromkeys(a.lemmas))
+    return {
+        "head_forms": [" ".join(a.forms) for a in head],
+        "head_lemmas": " ".join(head_lemmas),
+        "body_forms": " ".join(body.forms) if body else "",
+        "body_lemmas": " ".join(body.lemmas) if body else "",
+    }
+
+
+def stored(doc: IndexDoc) -> dict[str, Any]:
+    """The fields a hit is shown from (and highlighted in)."""
+    return {
+        "key": doc.key,
+        "kind": doc.kind,
+        "object_id": doc.object_id,
+        "unit_id": doc.unit_id,
+        "unit": doc.unit,
+        "title": doc.title,
+        "date": doc.date.isoformat(),
+        "year": doc.year,
+        "number": doc.number,
+        "case_reference": doc.case_reference,
+        "sender": doc.sender,
+        "jrwa": doc.jrwa,
+        "jrwa_path": doc.jrwa_path,
+        "status": doc.status,
+        "retention": doc.retention,
+        "fingerprint": doc.fingerprint,
+        "snippet": doc.content[:SNIPPET_CHARS],
+    }
+
+
+def make_hit(
+    src: dict[str, Any], score: float | None, sort: tuple[Any, ...], q: AnalysedQuery | None
+) -> SearchHit:
+    return SearchHit(
+        key=src["key"],
+        kind=src["kind"],
+        object_id=src["object_id"],
+        unit=src["unit"],
+        title=src["title"],
+        date=date.fromisoformat(src["date"]),
+        number=src.get("number"),
+        case_reference=src.get("case_reference"),
+        sender=src.get("sender"),
+        jrwa=src.get("jrwa"),
+        status=src.get("status"),
+        retention=src.get("retention"),
+        score=score,
+        sort=sort,
+        highlights=highlights(src, q) if q else {},
+    )
+
+
+# --- highlights -----------------------------------------------------------------------------
+
+
+def _token_matches(form: str, word: str, c: ClauseQ) -> bool:
+    if isinstance(c, TermQ):
+        if form == c.form:
+            return True
+        if c.distance and form[:1] == c.form[:1] and OSA.distance(form, c.form) <= c.distance:
+            return True
+        return bool(set(lemmas(word)) & set(c.lemmas))
+    if isinstance(c, PrefixQ):
+        return form.startswith(c.prefix) or any(x.startswith(c.prefix) for x in lemmas(word))
+    return False
+
+
+def _marks(text: str, q: AnalysedQuery) -> list[tuple[int, int]]:
+    tokens = [(m.start(), m.end(), m.group()) for m in WORD.finditer(text)]
+    forms = [fold(t[2]) for t in tokens]
+    marked: set[int] = set()
+    for c in q.must:
+        if isinstance(c, PhraseQ):
+            n = len(c.forms)
+            for i in range(len(forms) - n + 1):
+                if tuple(forms[i : i + n]) == c.forms:
+                    marked.update(range(i, i + n))
+        else:
+            marked.update(i for i, t in enumerate(tokens) if _token_matches(forms[i], t[2], c))
+    return [(tokens[i][0], tokens[i][1]) for i in sorted(marked)]
+
+
+def _render(text: str, spans: list[tuple[int, int]]) -> str:
+    out, pos = [], 0
+    for s, e in spans:
+        out.append(html.escape(text[pos:s]))
+        out.append(f"<em>{html.escape(text[s:e])}</em>")
+        pos = e
+    out.append(html.escape(text[pos:]))
+    return "".join(out)
+
+
+def highlights(src: dict[str, Any], q: AnalysedQuery) -> dict[str, list[str]]:
+    """HTML-escaped text with matches in <em>: short fields whole, content as fragments."""
+    if not q.must:
+        return {}
+    out: dict[str, list[str]] = {}
+    for name in ("title", "number", "case_reference", "sender"):
+        value = src.get(name)
+        if value:
+            spans = _marks(value, q)
+            if spans:
+                out[name] = [_render(value, spans)]
+    text = src.get("snippet") or ""
+    if text:
+        spans = _marks(text, q)
+        frags: list[str] = []
+        end_of_last = -1
+        for s, _e in spans:
+            if s < end_of_last:
+                continue
+            start = max(0, s - FRAGMENT_CHARS // 2)
+            end = min(len(text), start + FRAGMENT_CHARS)
+            inside = [(a - start, b - start) for a, b in spans if a >= start and b <= end]
+            frag = _render(text[start:end], inside)
+            frags.append(("…" if start else "") + frag + ("…" if end < len(text) else ""))
+            end_of_last = end
+            if len(frags) >= MAX_FRAGMENTS:
+                break
+        if frags:
+            out["content"] = frags
+    return out
