@@ -21,6 +21,8 @@
 #   EZD_TEST_S3_OBJECT_LOCK=true|false  (whether `up` saw COMPLIANCE retention enforced)
 #   EZD_TEST_MINIO_ENDPOINT / _ACCESS_KEY / _SECRET_KEY   (only while MinIO runs)
 #
+#   EZD_TEST_ES_URL / EZD_TEST_ES_VERSION (Elasticsearch, scripts/elasticsearch.sh)
+#
 # Services (all listen on 127.0.0.1 only; everything lives in $ROOT/.services/):
 #   PostgreSQL  Debian's server (apt-get install postgresql if no
 #               /usr/lib/postgresql/*/bin/postgres), run as OS user `postgres`,
@@ -132,11 +134,15 @@ apt_install() {
 }
 
 # Command-line tools the tests use as independent implementations or helpers: xmlsec1 checks
-# ezd's XML signatures, openssl runs the loopback time-stamping authority.
+# ezd's XML signatures, openssl runs the loopback time-stamping authority, tesseract with its
+# Polish data reads scanned attachments (search).
 tools_up() {
   local missing=()
   command -v xmlsec1 >/dev/null || missing+=(xmlsec1)
   command -v openssl >/dev/null || missing+=(openssl)
+  command -v tesseract >/dev/null || missing+=(tesseract-ocr)
+  [[ -n "$(ls /usr/share/tesseract-ocr/*/tessdata/pol.traineddata 2>/dev/null)" ]] \
+    || missing+=(tesseract-ocr-pol)
   ((${#missing[@]} == 0)) || apt_install "${missing[@]}"
 }
 
@@ -551,6 +557,10 @@ write_env() {
       S3_LOCK="$(sed -n 's/^export EZD_TEST_S3_OBJECT_LOCK=//p' "$ENV_FILE")"
     fi
     echo "export EZD_TEST_S3_OBJECT_LOCK=${S3_LOCK:-false}"
+    # Elasticsearch (scripts/elasticsearch.sh writes its own env file)
+    if [[ -f "$SVC/elasticsearch/env" ]]; then
+      grep '^export EZD_TEST_ES_' "$SVC/elasticsearch/env" || true
+    fi
     if pid_is "$MINIO_PIDFILE" "$MINIO_BIN server" >/dev/null && port_open "$MINIO_PORT"; then
       echo "export EZD_TEST_MINIO_ENDPOINT=127.0.0.1:$MINIO_PORT"
       echo "export EZD_TEST_MINIO_ACCESS_KEY=$MINIO_USER"
@@ -578,6 +588,7 @@ status() {
   else
     echo "minio:      stopped${MINIO_BIN:+$([[ -x "$MINIO_BIN" ]] && echo " (built)" || echo " (not built)")}"
   fi
+  "$ROOT/scripts/elasticsearch.sh" status 2>&1 | sed 's/^/elasticsearch: /' || true
   [[ -f "$ENV_FILE" ]] && echo "env file:   $ENV_FILE" || echo "env file:   (none)"
 }
 
@@ -602,6 +613,8 @@ main() {
     sw_up
     [[ "${EZD_WITH_MINIO:-0}" == 1 ]] && minio_up
     tools_up
+    # Elasticsearch for the search tests (its own script: install, start, self-test)
+    "$ROOT/scripts/elasticsearch.sh" up >/dev/null 9>&- || die "Elasticsearch did not start"
     write_env
     log "ready in $((SECONDS - t0))s; env: $ENV_FILE"
     sed -n 's/^export /  /p' "$ENV_FILE" >&2
@@ -614,6 +627,7 @@ main() {
     ;;
   down)
     with_lock
+    "$ROOT/scripts/elasticsearch.sh" down 9>&- || true
     minio_down
     sw_down
     pg_down
