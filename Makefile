@@ -5,12 +5,13 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 PYTEST_ARGS ?=
 
-.PHONY: help install demo test lint services-up services-down bench clean
+.PHONY: help install demo test lint services-up services-down bench bench-search clean
 
 help:
 	@echo "make demo   - install and run ezd with demo data (embedded: SQLite + local files)"
 	@echo "make test   - install, start PostgreSQL + S3 locally, run lint and all tests"
 	@echo "make bench  - run the benchmarks in bench/ against PostgreSQL + S3"
+	@echo "make bench-search - search benchmark (Elasticsearch and the embedded index)"
 
 install:
 	@scripts/install.sh
@@ -38,6 +39,11 @@ test: install services-up lint
 bench: install services-up
 	set -a; . .services/env; set +a; \
 	.venv/bin/python bench/registration.py
+
+# Search: docs/s, query p50/p95 at 100k documents on both indices, API vs raw Elasticsearch.
+bench-search: install services-up
+	set -a; . .services/env; set +a; \
+	.venv/bin/python bench/search.py
 
 clean:
 	rm -rf .venv .tools .data .pytest_cache .mypy_cache .ruff_cache
