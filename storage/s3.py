@@ -4,19 +4,32 @@ Each object is sent in one PUT; the client signs the body's SHA-256 (plain HTTP)
 Content-MD5 (HTTPS), so the server refuses a corrupted body, and the returned ETag is compared
 with the MD5 we computed while receiving. The SHA-256 is kept as object metadata for audits.
 A failed PUT leaves no object under the key (S3 PUT is atomic).
+
+Retention (WORM) is S3 Object Lock in COMPLIANCE mode: a bucket that ezd creates has Object Lock
+enabled (which also turns on versioning), `lock` sets an object's retain-until date, and the
+server refuses to delete a retained version; ezd refuses before asking. In such a bucket a
+delete removes every version of the key, so nothing is left behind. ezd never writes to an
+existing key (every key is new), so replacing a retained object cannot happen through it, and
+on the server a PUT to the same key would only add a version: the retained one stays.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import urllib3
 from minio import Minio
+from minio.commonconfig import COMPLIANCE
 from minio.error import MinioException, S3Error
+from minio.retention import Retention
 
-from workflow.ports import BlobIntegrityError, BlobStoreUnavailable, SpooledUpload
+from workflow.ports import BlobIntegrityError, BlobLocked, BlobStoreUnavailable, SpooledUpload
+
+_NO_LOCK_CONFIG = {"ObjectLockConfigurationNotFoundError", "NoSuchObjectLockConfiguration"}
+_ERRORS = (MinioException, urllib3.exceptions.HTTPError, OSError)
 
 CHUNK = 1024 * 1024
 MAX_SINGLE_PUT = 5 * 1024 * 1024 * 1024
@@ -54,13 +67,57 @@ class S3BlobStore:
         )
         self.bucket = bucket
         self.prefix = prefix  # lets several installations (or test runs) share a bucket
+        self._object_lock: bool | None = None  # learnt from the bucket on first need
 
     def check(self) -> None:
         try:
             if not self.client.bucket_exists(self.bucket):
-                self.client.make_bucket(self.bucket)
-        except (MinioException, urllib3.exceptions.HTTPError, OSError) as e:
+                # Object Lock can only be enabled when a bucket is made: the archive needs it.
+                self.client.make_bucket(self.bucket, object_lock=True)
+        except _ERRORS as e:
             raise BlobStoreUnavailable(f"S3 bucket {self.bucket}: {e}") from e
+
+    def object_lock_enabled(self) -> bool:
+        if self._object_lock is None:
+            try:
+                self.client.get_object_lock_config(self.bucket)
+                self._object_lock = True
+            except S3Error as e:
+                if e.code not in _NO_LOCK_CONFIG:
+                    raise BlobStoreUnavailable(f"S3 bucket {self.bucket}: {e}") from e
+                self._object_lock = False
+            except _ERRORS as e:
+                raise BlobStoreUnavailable(f"S3 bucket {self.bucket}: {e}") from e
+        return self._object_lock
+
+    def lock(self, key: str, until: datetime) -> None:
+        if not self.object_lock_enabled():
+            raise BlobStoreUnavailable(
+                f"S3 bucket {self.bucket} has no Object Lock: archived records cannot be retained"
+            )
+        current = self.locked_until(key)
+        if current is not None and current >= until:
+            return  # COMPLIANCE retention is never shortened
+        try:
+            self.client.set_object_retention(
+                self.bucket, self.prefix + key, Retention(COMPLIANCE, until.astimezone(UTC))
+            )
+        except _ERRORS as e:
+            raise BlobStoreUnavailable(f"lock {key}: {e}") from e
+
+    def locked_until(self, key: str) -> datetime | None:
+        if not self.object_lock_enabled():
+            return None
+        try:
+            retention = self.client.get_object_retention(self.bucket, self.prefix + key)
+        except S3Error as e:
+            if e.code in _NO_LOCK_CONFIG or e.code == "NoSuchKey":
+                return None
+            raise BlobStoreUnavailable(f"retention of {key}: {e}") from e
+        except _ERRORS as e:
+            raise BlobStoreUnavailable(f"retention of {key}: {e}") from e
+        until = retention.retain_until_date if retention is not None else None
+        return until if until is not None and until > datetime.now(UTC) else None
 
     def put(self, key: str, upload: SpooledUpload) -> None:
         if upload.size > MAX_SINGLE_PUT:
@@ -93,12 +150,25 @@ class S3BlobStore:
         return _chunks(resp)
 
     def delete(self, key: str) -> None:
+        until = self.locked_until(key)
+        if until is not None:
+            raise BlobLocked(key, until)
+        name = self.prefix + key
         try:
-            self.client.remove_object(self.bucket, self.prefix + key)
+            if not self.object_lock_enabled():
+                self.client.remove_object(self.bucket, name)
+                return
+            # versioned (Object Lock) bucket: a plain DELETE would only add a delete marker
+            for version in self.client.list_objects(self.bucket, prefix=name, include_version=True):
+                if version.object_name == name:
+                    self.client.remove_object(self.bucket, name, version_id=version.version_id)
         except S3Error as e:
+            if e.code == "AccessDenied" or e.code == "InvalidRequest":
+                # the server refused a retained version that ezd did not know was locked
+                raise BlobLocked(key, datetime.max.replace(tzinfo=UTC)) from e
             if e.code != "NoSuchKey":
                 raise BlobStoreUnavailable(f"DELETE {key}: {e}") from e
-        except (MinioException, urllib3.exceptions.HTTPError, OSError) as e:
+        except _ERRORS as e:
             raise BlobStoreUnavailable(f"DELETE {key}: {e}") from e
 
     def list_keys(self, prefix: str, older_than: datetime) -> Iterator[str]:
@@ -113,10 +183,16 @@ class S3BlobStore:
             raise BlobStoreUnavailable(f"LIST {prefix}: {e}") from e
 
     def remove_all(self) -> None:
-        """For tests only: remove everything under this store's prefix."""
-        for obj in self.client.list_objects(self.bucket, prefix=self.prefix, recursive=True):
+        """For tests only: remove everything under this store's prefix that is not retained."""
+        versioned = self.object_lock_enabled()
+        for obj in self.client.list_objects(
+            self.bucket, prefix=self.prefix, recursive=True, include_version=versioned
+        ):
             if obj.object_name:
-                self.client.remove_object(self.bucket, obj.object_name)
+                with contextlib.suppress(S3Error):  # retained (WORM): it stays until its date
+                    self.client.remove_object(
+                        self.bucket, obj.object_name, version_id=obj.version_id
+                    )
 
 
 def _chunks(resp: Any) -> Iterator[bytes]:

@@ -31,6 +31,15 @@ class BlobStoreUnavailable(Exception):
     """The store could not be reached or refused the operation."""
 
 
+class BlobLocked(Exception):
+    """The object is under retention (WORM) until `until`: it cannot be deleted or replaced."""
+
+    def __init__(self, key: str, until: datetime) -> None:
+        super().__init__(f"{key} is retained until {until.isoformat()}")
+        self.key = key
+        self.until = until
+
+
 class BlobStore(Protocol):
     def put(self, key: str, upload: SpooledUpload) -> None:
         """Store the file under `key` and verify what was stored; raise BlobIntegrityError
@@ -47,3 +56,11 @@ class BlobStore(Protocol):
 
     def check(self) -> None:
         """Make sure the store is usable (bucket or folder exists); raise otherwise."""
+
+    def lock(self, key: str, until: datetime) -> None:
+        """Retain the object (WORM) until `until`: deleting or replacing it is refused until
+        then (S3 Object Lock in COMPLIANCE mode, or the same rule in code). A lock can be
+        extended, never shortened or removed."""
+
+    def locked_until(self, key: str) -> datetime | None:
+        """The end of the object's retention if it is still in force, else None."""
