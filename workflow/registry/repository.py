@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from typing import cast
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.orm import Session
 
 from workflow.db import dialect_insert, insert_new_objects
@@ -64,6 +64,24 @@ class RegistryRepository:
                 .order_by(IncomingItem.rpw_seq.desc())
                 .limit(limit)
                 .offset(offset)
+            )
+            .scalars()
+            .all()
+        )
+
+    def sender_names(self, unit_id: uuid.UUID, prefix: str, limit: int) -> Sequence[str]:
+        """Names of earlier senders to the unit starting with `prefix`, latest first."""
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return (
+            self.session.execute(
+                select(IncomingItem.sender_name)
+                .where(
+                    IncomingItem.unit_id == unit_id,
+                    IncomingItem.sender_name.ilike(f"{escaped}%", escape="\\"),
+                )
+                .group_by(IncomingItem.sender_name)
+                .order_by(func.max(IncomingItem.registered_at).desc())
+                .limit(limit)
             )
             .scalars()
             .all()

@@ -344,3 +344,13 @@ def outgoing_register(
     unit, year = _opened_register(uow, actor, unit_code, year, "outgoing")
     repo = RegistryRepository(uow.session)
     return list(repo.outgoing_register(unit.id, year, limit=limit, offset=offset))
+
+def earlier_senders(
+    uow: UnitOfWork, unit_code: str | None, prefix: str, *, limit: int = 10
+) -> list[str]:
+    """Sender names the unit has registered before, for the clerk's autocomplete."""
+    unit = acting_unit(uow, unit_code, Role.clerk)
+    prefix = prefix.strip()[:100]
+    if not prefix:
+        return []
+    return list(RegistryRepository(uow.session).sender_names(unit.id, prefix, limit))
