@@ -17,6 +17,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from api.bootstrap import Container, bootstrap
 from api.errors import install_error_handlers
 from api.routers import (
+    archive,
     audit,
     auth,
     cases,
@@ -28,6 +29,7 @@ from api.routers import (
     search,
     signing,
 )
+from api.web import mount_web
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +73,25 @@ def create_app(c: Container | None = None, *, start_worker: bool | None = None) 
     )
     app.state.container = container
     install_error_handlers(app)
-    for r in (auth, org, jrwa, registry, cases, documents, audit, processes, signing, search):
+    for r in (
+        auth,
+        org,
+        jrwa,
+        registry,
+        cases,
+        documents,
+        audit,
+        processes,
+        signing,
+        search,
+        archive,
+    ):
         app.include_router(r.router)
+    mount_web(app)
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:
-        return RedirectResponse("/docs")
+        return RedirectResponse("/web/")
 
     @app.get("/healthz", tags=["health"], summary="Liveness and database check")
     def healthz() -> dict[str, str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -145,6 +146,7 @@ def bootstrap(settings: Settings | None = None) -> Container:
         "blobs.collect": collect,
         **process_handlers(runtime, settings),
         **delivery_handlers(runtime, settings, store),
+        **archive_handlers(store),
     }
     worker = Worker(
         session_factory=session_factory,
@@ -203,6 +205,24 @@ def delivery_handlers(
         delivery.return_delivery_receipt(uow, store, current(), payload)
 
     return {"letter.dispatch": dispatch, "letter.deliver": deliver, "letter.receipt": receipt}
+
+
+def archive_handlers(store: BlobStore) -> dict[str, Any]:
+    """The archive's outbox steps: WORM locks after a transfer, content deletion after a
+    disposal's consent (workflow/archive/service.py)."""
+    from datetime import datetime
+
+    from workflow.archive import service
+
+    def lock(uow: UnitOfWork, payload: dict[str, Any]) -> None:
+        service.lock_archived_content(
+            uow, store, uuid.UUID(payload["entry_id"]), datetime.fromisoformat(payload["until"])
+        )
+
+    def dispose(uow: UnitOfWork, payload: dict[str, Any]) -> None:
+        service.execute_disposal(uow, store, uuid.UUID(payload["disposal_id"]))
+
+    return {"archive.lock": lock, "archive.dispose": dispose}
 
 
 def deploy_process_library(container: Container) -> None:

@@ -25,6 +25,7 @@ jrwa_app = typer.Typer(help="JRWA file plans", no_args_is_help=True)
 blobs_app = typer.Typer(help="Blob store maintenance", no_args_is_help=True)
 bpmn_app = typer.Typer(help="Process definitions (BPMN)", no_args_is_help=True)
 search_app = typer.Typer(help="Full-text search index", no_args_is_help=True)
+archive_app = typer.Typer(help="Unit archive: archival packages", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
 app.add_typer(user_app, name="user")
@@ -32,6 +33,7 @@ app.add_typer(jrwa_app, name="jrwa")
 app.add_typer(blobs_app, name="blobs")
 app.add_typer(bpmn_app, name="bpmn")
 app.add_typer(search_app, name="search")
+app.add_typer(archive_app, name="archive")
 
 
 def _logging(settings: Settings) -> None:
@@ -243,6 +245,61 @@ def blobs_collect() -> None:
         )
         uow.commit()
     typer.echo(f"removed {n} stray blobs")
+
+
+@archive_app.command("export")
+def archive_export(
+    unit: str = typer.Option(..., help="Unit code, e.g. SP58"),
+    out: Path = typer.Option(..., help="Where to write the package (must not exist)"),
+    package_format: str = typer.Option("zip", "--format", help="dir, zip or tar"),
+    case: list[str] = typer.Option(
+        [], help="Case references (default: every archived case of the unit)"
+    ),
+) -> None:
+    """Write an archival package (paczka archiwalna) of the unit's archived cases."""
+    from workflow.archive.export import export_package
+    from workflow.archive.service import archive_register
+    from workflow.org.repository import OrgRepository
+
+    c = bootstrap()
+    with c.uow() as uow:
+        u = OrgRepository(uow.session).unit_by_code(unit)
+        if u is None:
+            typer.echo(f"no unit {unit}", err=True)
+            raise typer.Exit(2)
+        entries = [(e, k) for e, k in archive_register(uow, u) if not case or k.reference in case]
+        missing = set(case) - {k.reference for _e, k in entries}
+        if missing:
+            typer.echo(f"not in the unit archive: {', '.join(sorted(missing))}", err=True)
+            raise typer.Exit(2)
+        with typer.progressbar(length=len(entries), label="Sprawy") as bar:
+            result = export_package(
+                uow, c.blob_store, u, entries, out, package_format, lambda n, _t: bar.update(1)
+            )
+        uow.commit()
+    typer.echo(
+        f"{result.path}: {result.cases} cases, {result.files} files, {result.bytes / 1e6:.1f} MB"
+    )
+
+
+@archive_app.command("verify")
+def archive_verify(
+    package: Path, as_json: bool = typer.Option(False, "--json", help="One JSON object")
+) -> None:
+    """Check an archival package on its own: manifest, digests, schema, every file. Exit code
+    0 when intact, 1 when it has faults (each is printed)."""
+    from workflow.archive.package import report_json, verify_package
+
+    faults = verify_package(package)
+    if as_json:
+        typer.echo(report_json(faults))
+    else:
+        for f in faults:
+            typer.echo(str(f))
+        typer.echo(
+            "OK: the package is complete and intact" if not faults else f"{len(faults)} faults"
+        )
+    raise typer.Exit(1 if faults else 0)
 
 
 def _check_help() -> str:

@@ -148,18 +148,18 @@ def make_pg_backend(template: str, tmp: Path, **overrides: Any) -> tuple[Backend
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
     admin.dispose()
-    settings = Settings(
-        data_dir=tmp,
-        database_url=base.set(database=name).render_as_string(hide_password=False),
-        s3_endpoint=env["EZD_TEST_S3_ENDPOINT"],
-        s3_access_key=env["EZD_TEST_S3_ACCESS_KEY"],
-        s3_secret_key=env["EZD_TEST_S3_SECRET_KEY"],
-        s3_bucket=env["EZD_TEST_S3_BUCKET"],
-        s3_secure=os.environ.get("EZD_TEST_S3_SECURE", "false") == "true",
-        s3_prefix=f"t-{uuid.uuid4().hex}/",
-        key_encryption_key=base64.b64encode(os.urandom(32)).decode(),
-        **overrides,
-    )
+    values: dict[str, Any] = {
+        "data_dir": tmp,
+        "database_url": base.set(database=name).render_as_string(hide_password=False),
+        "s3_endpoint": env["EZD_TEST_S3_ENDPOINT"],
+        "s3_access_key": env["EZD_TEST_S3_ACCESS_KEY"],
+        "s3_secret_key": env["EZD_TEST_S3_SECRET_KEY"],
+        "s3_bucket": env["EZD_TEST_S3_BUCKET"],
+        "s3_secure": os.environ.get("EZD_TEST_S3_SECURE", "false") == "true",
+        "s3_prefix": f"t-{uuid.uuid4().hex}/",
+        "key_encryption_key": base64.b64encode(os.urandom(32)).decode(),
+    }
+    settings = Settings(**{**values, **overrides})  # a test's `settings` marker wins
     return Backend("postgres_s3", settings, bootstrap(settings)), name
 
 

@@ -5,7 +5,7 @@ units), invoice approval (second approval above the threshold), complaint (KPA a
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -83,11 +83,16 @@ def test_incoming_letter_with_reply_and_escalation(backend: Backend, client: Tes
         {"reply_needed": True, "reply_addressee": "Anna Kowalska", "reply_summary": "Wydano"},
     )
     do(client, HEAD, "approve", {"decision": "approve"})
+    # The reply is registered; the case stays open until the office has sent it.
+    assert case_status(client, HEAD, ref) == "open"
+    today = date.today().isoformat()
+    do(client, CLERK, "dispatch_reply", {"dispatched_on": today, "dispatch_note": "list polecony"})
     assert instance(client, HEAD, inst["id"])["status"] == "completed"
     assert case_status(client, HEAD, ref) == "closed"
     outgoing = client.get("/api/v1/outgoing", headers=token(client, CLERK)).json()
     items = outgoing["items"] if isinstance(outgoing, dict) else outgoing
-    assert any(i.get("case_reference") == ref for i in items)
+    (reply,) = [i for i in items if i.get("case_reference") == ref]
+    assert reply["status"] == "dispatched" and reply["dispatched_at"]
 
 
 def test_citizen_application_supplement_and_timeout(backend: Backend, client: TestClient) -> None:
@@ -209,6 +214,7 @@ def test_complaint_deadline_and_answer(backend: Backend, client: TestClient) -> 
     assert only(inbox(client, HEAD), "escalate")["name"]
     do(client, HANDLER, "explain", {"findings": "Ustalono", "proposed_assessment": "unjustified"})
     do(client, HEAD, "answer", {"decision": "unjustified", "answer": "Skarga bezzasadna"})
+    do(client, CLERK, "dispatch_answer", {"dispatched_on": date.today().isoformat()})
     drain(backend)
     assert instance(client, HEAD, inst["id"])["status"] == "completed"
     # The terminate end cancelled the open escalation task.

@@ -1,5 +1,6 @@
 """Imports every model so that `Base.metadata` is complete (for Alembic and tests)."""
 
+from workflow.archive.models import ArchiveEntry, ArchiveLoan, Disposal, DisposalItem
 from workflow.audit.models import AuditChainHead, AuditEntry
 from workflow.cases.models import Case
 from workflow.db import Base
@@ -21,6 +22,8 @@ from workflow.search.models import DocumentText
 from workflow.signing.models import TrustAnchor, UnitSigningKey
 
 __all__ = [
+    "ArchiveEntry",
+    "ArchiveLoan",
     "AuditChainHead",
     "AuditEntry",
     "AuthSession",
@@ -28,6 +31,8 @@ __all__ = [
     "Blob",
     "Case",
     "Department",
+    "Disposal",
+    "DisposalItem",
     "Document",
     "DocumentText",
     "DocumentVersion",

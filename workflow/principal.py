@@ -9,7 +9,9 @@ from workflow.errors import Forbidden
 from workflow.org.models import Role
 
 # Roles that make a user a member of a unit's staff: they see the unit's registers and cases.
-STAFF_ROLES = frozenset({Role.clerk, Role.handler, Role.headteacher, Role.city_officer, Role.admin})
+STAFF_ROLES = frozenset(
+    {Role.clerk, Role.handler, Role.headteacher, Role.city_officer, Role.admin, Role.archivist}
+)
 # Roles that reach across units when held in the city office: the city's administrator and
 # auditor. Held in a school, they stay within that school.
 CITYWIDE_ROLES = frozenset({Role.admin, Role.auditor})

@@ -56,6 +56,20 @@ class Settings(BaseSettings):
     bpmn_max_flow_nodes: int = Field(
         400, description="Most flow elements in one definition (the engine recurses along flows)"
     )
+    archive_after_years: int = Field(
+        2,
+        ge=0,
+        le=50,
+        description="Closed cases go to the unit archive this many years after 1 January of "
+        "the year after closing (instrukcja kancelaryjna: two)",
+    )
+    archive_state_transfer_years: int = Field(
+        25,
+        ge=1,
+        le=100,
+        description="Category A records are retained (WORM) this many years, until the "
+        "state archive takes them over",
+    )
     internal_letter_jrwa: str = Field(
         "43178", description="JRWA class of a case opened for a letter from another unit"
     )

@@ -12,6 +12,7 @@ from lib import Proc, dump_json, schema
 OUT = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[2] / "bpmn"
 
 S, R, D, W = "Sekretariat", "Referent", "Dyrektor", "Wydział Oświaty"
+A = "Archiwum"
 
 
 def lit(s):
@@ -152,6 +153,51 @@ FORMS = {
             "justification": text("Uzasadnienie", 10000, 1),
         },
         ["decision", "justification"],
+    ),
+    "outgoing_dispatch": schema(
+        "Wysyłka odpowiedzi",
+        {
+            "dispatched_on": {
+                "type": "string",
+                "format": "date",
+                "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
+                "title": "Data wysłania",
+                "description": "Dzień nadania przesyłki (RRRR-MM-DD).",
+            },
+            "dispatch_note": text("Uwagi (np. numer nadania)", 500),
+        },
+        ["dispatched_on"],
+        description="Wyślij pismo zarejestrowane w dzienniku przesyłek wychodzących i odnotuj wysyłkę.",
+    ),
+    # -- records_disposal
+    "disposal_approval": schema(
+        "Zatwierdzenie spisu akt do brakowania",
+        {
+            "decision": choice(
+                "Decyzja",
+                [("approve", "Zatwierdzam spis"), ("reject", "Odrzucam spis")],
+            ),
+            "decision_comment": text("Uwagi", 2000, 1),
+        },
+        ["decision"],
+        extra=required_when("decision", "reject", ["decision_comment"]),
+        description="Spis dokumentacji niearchiwalnej (kategoria B) po upływie okresu "
+        "przechowywania; po zatwierdzeniu archiwista wystąpi o zgodę archiwum państwowego.",
+    ),
+    "disposal_consent": schema(
+        "Zgoda archiwum państwowego",
+        {
+            "consent_reference": text("Znak pisma archiwum państwowego", 200, 1),
+            "consent_date": {
+                "type": "string",
+                "format": "date",
+                "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
+                "title": "Data zgody",
+            },
+        },
+        ["consent_reference", "consent_date"],
+        description="Po zapisaniu zgody system usunie treść akt, zachowując metadane, "
+        "historię i ślad usunięcia.",
     ),
     # -- official_letter_school
     "official_letter_draft": schema(
@@ -383,16 +429,26 @@ def incoming_letter():
         "outgoing_number",
         [("addressee", "str", "reply_addressee"), ("subject", "str", "subject")],
     )
+    p.user("dispatch_reply", "Wysyłka odpowiedzi", S, 8, form="outgoing_dispatch")
+    p.service(
+        "mark_dispatched",
+        "Odnotowanie wysyłki",
+        S,
+        9,
+        "dispatch_outgoing_item",
+        "dispatched",
+        [("number", "str", "outgoing_number"), ("dispatched_on", "str", "dispatched_on")],
+    )
     p.service(
         "finish_case",
         "Zamknięcie sprawy",
         S,
-        8,
+        10,
         "close_case",
         "case_closed",
         [("reason", "str", lit("sprawa załatwiona"))],
     )
-    p.end("end", "Sprawa załatwiona", S, 9, terminate=True)
+    p.end("end", "Sprawa załatwiona", S, 11, terminate=True)
 
     p.flow("flow_start_deadline", "start", "set_deadline")
     p.flow("flow_deadline_assign", "set_deadline", "assign")
@@ -433,7 +489,9 @@ def incoming_letter():
         out="bottom",
         into="bottom",
     )
-    p.flow("flow_register_close", "register_reply", "finish_case")
+    p.flow("flow_register_dispatch", "register_reply", "dispatch_reply")
+    p.flow("flow_dispatch_mark", "dispatch_reply", "mark_dispatched")
+    p.flow("flow_mark_close", "mark_dispatched", "finish_case")
     p.flow("flow_close_end", "finish_case", "end")
     return p
 
@@ -917,11 +975,21 @@ def complaint():
         "outgoing_number",
         [("addressee", "str", "complainant"), ("subject", "str", "subject")],
     )
+    p.user("dispatch_answer", "Wysyłka odpowiedzi", S, 6, form="outgoing_dispatch")
+    p.service(
+        "mark_dispatched",
+        "Odnotowanie wysyłki",
+        S,
+        7,
+        "dispatch_outgoing_item",
+        "dispatched",
+        [("number", "str", "outgoing_number"), ("dispatched_on", "str", "dispatched_on")],
+    )
     p.service(
         "notify_complainant",
         "Powiadomienie skarżącego",
         S,
-        6,
+        8,
         "notify",
         "notification",
         [("recipient", "str", lit("applicant")), ("template", "str", lit("complaint_answered"))],
@@ -930,12 +998,12 @@ def complaint():
         "finish_case",
         "Zamknięcie sprawy",
         S,
-        7,
+        9,
         "close_case",
         "case_closed",
         [("reason", "str", lit("skarga rozpatrzona (art. 237 KPA)"))],
     )
-    p.end("end", "Skarga załatwiona", S, 8, terminate=True)
+    p.end("end", "Skarga załatwiona", S, 10, terminate=True)
 
     p.flow("flow_start_deadline", "start", "set_deadline")
     p.flow("flow_deadline_assign", "set_deadline", "assign")
@@ -944,9 +1012,69 @@ def complaint():
     p.flow("flow_overdue_escalate", "explanation_overdue", "escalate")
     p.flow("flow_escalate_end", "escalate", "escalation_end")
     p.flow("flow_answer_register", "answer", "register_answer")
-    p.flow("flow_register_notify", "register_answer", "notify_complainant")
+    p.flow("flow_register_dispatch", "register_answer", "dispatch_answer")
+    p.flow("flow_dispatch_mark", "dispatch_answer", "mark_dispatched")
+    p.flow("flow_mark_notify", "mark_dispatched", "notify_complainant")
     p.flow("flow_notify_close", "notify_complainant", "finish_case")
     p.flow("flow_close_end", "finish_case", "end")
+    return p
+
+
+def records_disposal():
+    p = Proc(
+        "records_disposal",
+        "Brakowanie dokumentacji niearchiwalnej",
+        "Archiwum zakładowe – brakowanie dokumentacji",
+        [(A, 1), (D, 1)],
+        doc=(
+            "Archiwista zgłasza spis akt kategorii B po upływie okresu przechowywania "
+            "(POST /api/v1/archive/disposals uruchamia proces z danymi disposal_id i "
+            "disposal_number), dyrektor zatwierdza go albo odrzuca, archiwista zapisuje zgodę "
+            "archiwum państwowego; potem system usuwa treść akt (metadane, historia i ślad "
+            "usunięcia zostają). Kategorii A i BE nie brakuje się."
+        ),
+    )
+    p.start("start", "Spis akt do brakowania", A, 0)
+    p.user("approve", "Zatwierdzenie spisu", D, 1, form="disposal_approval")
+    p.service(
+        "record_decision",
+        "Zapis decyzji",
+        D,
+        2,
+        "decide_disposal",
+        "disposal_status",
+        [
+            ("disposal_id", "str", "disposal_id"),
+            ("decision", "str", "decision"),
+        ],
+    )
+    p.gw("approved", "Zatwierdzony?", D, 3)
+    p.end("rejected_end", "Spis odrzucony", D, 4)
+    p.user("record_consent", "Zgoda archiwum państwowego", A, 3, form="disposal_consent")
+    p.service(
+        "dispose",
+        "Zniszczenie akt",
+        A,
+        4,
+        "record_disposal_consent",
+        "disposal_status",
+        [
+            ("disposal_id", "str", "disposal_id"),
+            ("consent_reference", "str", "consent_reference"),
+            ("consent_date", "str", "consent_date"),
+        ],
+    )
+    p.end("end", "Akta przekazane do zniszczenia", A, 5)
+
+    p.flow("flow_start_approve", "start", "approve")
+    p.flow("flow_approve_record", "approve", "record_decision")
+    p.flow("flow_record_gateway", "record_decision", "approved")
+    p.flow("flow_rejected", "approved", "rejected_end", "Nie", default=True)
+    p.flow(
+        "flow_approved", "approved", "record_consent", "Tak", cond='decision == "approve"'
+    )
+    p.flow("flow_consent_dispose", "record_consent", "dispose")
+    p.flow("flow_dispose_end", "dispose", "end")
     return p
 
 
@@ -957,6 +1085,7 @@ PROCESSES = [
     official_letter_city,
     invoice_approval,
     complaint,
+    records_disposal,
 ]
 
 

@@ -11,6 +11,7 @@ LANE_IDS = {
     "Referent": "lane_handler",
     "Dyrektor": "lane_headteacher",
     "Wydział Oświaty": "lane_city_officer",
+    "Archiwum": "lane_archivist",
 }
 
 POOL_X, POOL_Y = 160, 80

@@ -23,13 +23,13 @@ from workflow.documents.service import (
     readable_document,
     store_uploads,
 )
-from workflow.errors import NotFound, ValidationFailed
+from workflow.errors import Conflict, NotFound, ValidationFailed
 from workflow.jrwa.repository import JrwaRepository
 from workflow.jrwa.service import ResolvedClass, resolve_leaf_class
 from workflow.org.models import Department, Role, Unit
 from workflow.ports import BlobStore, SpooledUpload
 from workflow.principal import Principal
-from workflow.registry.repository import NumberingRepository
+from workflow.registry.repository import NumberingRepository, RegistryRepository
 from workflow.registry.schemas import AddDocument
 from workflow.uow import UnitOfWork
 
@@ -211,10 +211,85 @@ def add_document_version(
     return add_version(uow, doc, file, note)
 
 
-def close_case(uow: UnitOfWork, case: Case, reason: str) -> Case:
-    """Close a case (zakończenie sprawy). Idempotent: closing a closed case changes nothing."""
+def close_case(
+    uow: UnitOfWork, case: Case, reason: str, *, except_instance: uuid.UUID | None = None
+) -> Case:
+    """Close a case (zakończenie sprawy) when nothing is left to do in it: no open task (but
+    those of `except_instance`, the process that is closing it) and every outgoing item sent.
+    Idempotent: closing a closed case changes nothing."""
+    from workflow.processes.repository import ProcessRepository
+
     if case.status == "closed":
         return case
+    open_tasks = ProcessRepository(uow.session).open_tasks_of_case(case.id, except_instance)
+    if open_tasks:
+        raise Conflict(
+            f"Sprawa {case.reference} ma otwarte zadania ({len(open_tasks)}): "
+            "zakończ je przed zamknięciem sprawy.",
+            f"Case {case.reference} has open tasks ({len(open_tasks)}): finish them first.",
+            code="case_has_open_tasks",
+            details={"tasks": [t.name for t in open_tasks[:20]]},
+        )
+    unsent = RegistryRepository(uow.session).undispatched_outgoing(case.id)
+    if unsent:
+        raise Conflict(
+            f"Sprawa {case.reference} ma niewysłane przesyłki: "
+            + ", ".join(i.number for i in unsent[:10])
+            + ".",
+            f"Case {case.reference} has outgoing items not yet sent: "
+            + ", ".join(i.number for i in unsent[:10])
+            + ".",
+            code="case_has_unsent_items",
+        )
+    case.status = "closed"
+    case.closed_at = utcnow()
+    uow.audit(
+        "case.closed",
+        "case",
+        case.id,
+        unit_id=case.unit_id,
+        case_id=case.id,
+        details={"reference": case.reference, "reason": reason[:500]},
+    )
+    return case
+
+
+REOPENING_ROLES = (Role.clerk, Role.headteacher, Role.city_officer)
+
+
+def reopen_case(uow: UnitOfWork, case: Case, reason: str) -> Case:
+    """Reopen a closed case (wznowienie) with a reason; an archived case stays closed."""
+    from workflow.archive.repository import ArchiveRepository
+
+    uow.actor.require_role(case.unit_id, *REOPENING_ROLES)
+    if case.status != "closed":
+        raise Conflict(
+            f"Sprawa {case.reference} nie jest zakończona.",
+            f"Case {case.reference} is not closed.",
+            code="case_not_closed",
+        )
+    if ArchiveRepository(uow.session).entry_for_case(case.id) is not None:
+        raise Conflict(
+            f"Sprawa {case.reference} jest w archiwum zakładowym: nie można jej wznowić.",
+            f"Case {case.reference} is in the unit archive and cannot be reopened.",
+            code="case_archived",
+        )
+    if not reason.strip():
+        raise ValidationFailed(
+            "Podaj powód wznowienia sprawy.", "Give the reason for reopening the case."
+        )
+    CaseRepository(uow.session).lock(case.id)
+    case.status = "open"
+    case.closed_at = None
+    uow.audit(
+        "case.reopened",
+        "case",
+        case.id,
+        unit_id=case.unit_id,
+        case_id=case.id,
+        details={"reference": case.reference, "reason": reason[:500]},
+    )
+    return case
     case.status = "closed"
     case.closed_at = utcnow()
     uow.audit(

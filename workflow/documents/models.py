@@ -26,6 +26,10 @@ class Blob(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     media_type: Mapped[str] = mapped_column(String(120))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # WORM: the store refuses to delete the object before this (set when archived).
+    locked_until: Mapped[datetime | None]
+    # Tombstone: the content was deleted by a disposal; this row (digest, size) stays.
+    disposed_at: Mapped[datetime | None]
 
 
 class Document(Base):

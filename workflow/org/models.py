@@ -19,6 +19,7 @@ class Role(enum.StrEnum):
     city_officer = "city_officer"
     auditor = "auditor"
     admin = "admin"
+    archivist = "archivist"  # keeps the unit's archive (archiwum zakładowe)
 
 
 class UnitKind(enum.StrEnum):

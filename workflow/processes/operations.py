@@ -7,19 +7,20 @@ and case, inside the caller's transaction, and returns plain data for the task's
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from workflow.cases.repository import CaseRepository
-from workflow.cases.service import close_case
+from workflow.cases.service import WARSAW, close_case
 from workflow.db import utcnow
 from workflow.engine.scripting import UnknownOperation
 from workflow.errors import DomainError
 from workflow.org.models import Unit
-from workflow.principal import SYSTEM
+from workflow.principal import SYSTEM, Principal
 from workflow.processes.deadlines import KINDS, UnknownDeadlineKind, statutory_deadline
 from workflow.processes.models import ProcessInstance
 from workflow.uow import UnitOfWork
@@ -31,6 +32,8 @@ class OperationContext:
     instance: ProcessInstance
     unit: Unit
     data: Mapping[str, Any]
+    # Who completed the step that led here (the operation itself runs as ezd).
+    actor: Principal = SYSTEM
 
 
 class OperationFailed(Exception):
@@ -72,7 +75,12 @@ def _case(ctx: OperationContext) -> Any:
 
 
 def op_close_case(ctx: OperationContext, params: dict[str, Any]) -> bool:
-    close_case(ctx.uow, _case(ctx), str(params.get("reason") or "zakończenie procesu"))
+    close_case(
+        ctx.uow,
+        _case(ctx),
+        str(params.get("reason") or "zakończenie procesu"),
+        except_instance=ctx.instance.id,
+    )
     return True
 
 
@@ -90,6 +98,55 @@ def register_outgoing(ctx: OperationContext, params: dict[str, Any]) -> str:
         case_reference=case.reference if case else None,
     )
     return register_outgoing_item(ctx.uow, cmd).number
+
+
+def _date(value: Any, what: str) -> date:
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError as e:
+        raise OperationFailed(f"{what} must be a date (YYYY-MM-DD), got {value!r}") from e
+
+
+def dispatch_outgoing(ctx: OperationContext, params: dict[str, Any]) -> str:
+    """Marks the outgoing item `number` (of this unit) as sent on `dispatched_on`."""
+    from workflow.registry.repository import RegistryRepository
+    from workflow.registry.service import dispatch_outgoing_item
+
+    number = str(params.get("number") or "")
+    item = RegistryRepository(ctx.uow.session).outgoing_by_number(ctx.unit.id, number)
+    if item is None:
+        raise OperationFailed(f"no outgoing item {number!r} in {ctx.unit.code}")
+    day = _date(params.get("dispatched_on") or utcnow().date().isoformat(), "dispatched_on")
+    if day > utcnow().astimezone(WARSAW).date():
+        raise OperationFailed("dispatched_on is in the future")
+    at = datetime.combine(day, datetime.min.time(), WARSAW).astimezone(UTC)
+    return dispatch_outgoing_item(ctx.uow, item.id, max(at, item.created_at)).status
+
+
+def decide_disposal(ctx: OperationContext, params: dict[str, Any]) -> str:
+    from workflow.archive.service import decide_disposal as decide
+
+    decision = str(params.get("decision") or "")
+    if decision not in ("approve", "reject"):
+        raise OperationFailed(f"decision must be approve or reject, got {decision!r}")
+    return decide(
+        ctx.uow,
+        uuid.UUID(str(params.get("disposal_id"))),
+        approve=decision == "approve",
+        comment=str(ctx.data.get("decision_comment") or ""),
+        decided_by=ctx.actor.user_id,
+    ).status
+
+
+def record_disposal_consent(ctx: OperationContext, params: dict[str, Any]) -> str:
+    from workflow.archive.service import record_consent
+
+    return record_consent(
+        ctx.uow,
+        uuid.UUID(str(params.get("disposal_id"))),
+        reference=str(params.get("consent_reference") or ""),
+        consented_on=_date(params.get("consent_date"), "consent_date"),
+    ).status
 
 
 def send_official_letter(ctx: OperationContext, params: dict[str, Any]) -> str:
@@ -161,6 +218,9 @@ OPERATIONS: dict[str, Operation] = {
     "close_case": op_close_case,
     "register_outgoing_item": register_outgoing,
     "send_official_letter": send_official_letter,
+    "dispatch_outgoing_item": dispatch_outgoing,
+    "decide_disposal": decide_disposal,
+    "record_disposal_consent": record_disposal_consent,
     "notify": notify,
     "hand_over_to_finance": hand_over_to_finance,
 }
@@ -179,7 +239,7 @@ def call_operation(ctx: OperationContext, name: str, params: dict[str, Any]) -> 
     # the roles the operation's own service checks (a headteacher registering an outgoing item).
     actor, ctx.uow.actor = ctx.uow.actor, SYSTEM
     try:
-        result = op(ctx, params)
+        result = op(dataclasses.replace(ctx, actor=actor), params)
         savepoint.commit()
         return result
     except OperationFailed as e:

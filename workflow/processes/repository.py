@@ -145,6 +145,16 @@ class ProcessRepository:
             q = q.with_for_update()
         return self.session.execute(q).scalar_one_or_none()
 
+    def open_tasks_of_case(
+        self, case_id: uuid.UUID, except_instance: uuid.UUID | None = None
+    ) -> Sequence[ProcessTask]:
+        q = select(ProcessTask).where(
+            ProcessTask.case_id == case_id, ProcessTask.status == TaskStatus.open
+        )
+        if except_instance is not None:
+            q = q.where(ProcessTask.instance_id != except_instance)
+        return self.session.execute(q).scalars().all()
+
     def open_tasks_of_instance(self, instance_id: uuid.UUID) -> Sequence[ProcessTask]:
         return (
             self.session.execute(

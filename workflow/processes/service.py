@@ -51,9 +51,11 @@ LANE_ROLES: dict[str, str] = {
     "prowadzący sprawę": Role.handler,
     "dyrektor": Role.headteacher,
     "wydział oświaty": Role.city_officer,
+    "archiwum": Role.archivist,
+    "archiwum zakładowe": Role.archivist,
     **{r.value: r.value for r in Role},
 }
-STARTING_ROLES = (Role.clerk, Role.handler, Role.headteacher, Role.city_officer)
+STARTING_ROLES = (Role.clerk, Role.handler, Role.headteacher, Role.city_officer, Role.archivist)
 DEFAULT_LANE_ROLE = Role.clerk
 
 
@@ -459,7 +461,7 @@ def _services(uow: UnitOfWork, instance: ProcessInstance, unit: Unit | None = No
     def call(operation: str, params: dict[str, Any], data: Mapping[str, Any]) -> Any:
         acting = unit or OrgRepository(uow.session).unit(instance.unit_id)
         assert acting is not None
-        ctx = OperationContext(uow=uow, instance=instance, unit=acting, data=data)
+        ctx = OperationContext(uow=uow, instance=instance, unit=acting, data=data, actor=uow.actor)
         return call_operation(ctx, operation, params)
 
     return call

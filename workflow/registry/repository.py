@@ -10,7 +10,7 @@ from sqlalchemy import Table, func, select
 from sqlalchemy.orm import Session
 
 from workflow.db import dialect_insert, insert_new_objects
-from workflow.registry.models import IncomingItem, NumberCounter, OutgoingItem
+from workflow.registry.models import IncomingItem, NumberCounter, OutgoingItem, OutgoingStatus
 
 COUNTERS = cast(Table, NumberCounter.__table__)
 
@@ -93,6 +93,28 @@ class RegistryRepository:
                 select(IncomingItem)
                 .where(IncomingItem.case_id == case_id)
                 .order_by(IncomingItem.registered_at)
+            )
+            .scalars()
+            .all()
+        )
+
+    def outgoing_by_number(self, unit_id: uuid.UUID, number: str) -> OutgoingItem | None:
+        return self.session.execute(
+            select(OutgoingItem).where(
+                OutgoingItem.unit_id == unit_id, OutgoingItem.number == number
+            )
+        ).scalar_one_or_none()
+
+    def undispatched_outgoing(self, case_id: uuid.UUID) -> Sequence[OutgoingItem]:
+        """Outgoing items of the case not yet sent; one handed to internal e-delivery (it has a
+        letter id) counts as sent: the worker signs and delivers it."""
+        return (
+            self.session.execute(
+                select(OutgoingItem).where(
+                    OutgoingItem.case_id == case_id,
+                    OutgoingItem.status == OutgoingStatus.ready,
+                    OutgoingItem.letter_id.is_(None),
+                )
             )
             .scalars()
             .all()

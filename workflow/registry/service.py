@@ -345,6 +345,7 @@ def outgoing_register(
     repo = RegistryRepository(uow.session)
     return list(repo.outgoing_register(unit.id, year, limit=limit, offset=offset))
 
+
 def earlier_senders(
     uow: UnitOfWork, unit_code: str | None, prefix: str, *, limit: int = 10
 ) -> list[str]:
