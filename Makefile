@@ -5,7 +5,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 PYTEST_ARGS ?=
 
-.PHONY: help install demo test lint services-up services-down bench bench-search clean
+.PHONY: help install web demo test lint services-up services-down bench bench-search bench-web bench-archive clean
 
 help:
 	@echo "make demo   - install and run ezd with demo data (embedded: SQLite + local files)"
@@ -16,7 +16,12 @@ help:
 install:
 	@scripts/install.sh
 
+# Front-end packages (npm ci), Chromium for the browser tests, compiled translations.
+web: install
+	scripts/web.sh
+
 demo: install
+	EZD_SKIP_CHROMIUM=1 scripts/web.sh
 	.venv/bin/ezd demo
 
 lint: install
@@ -32,7 +37,7 @@ services-up:
 services-down:
 	scripts/services.sh down
 
-test: install services-up lint
+test: install services-up lint web
 	set -a; . .services/env; set +a; export EZD_WITH_MINIO=1; \
 	.venv/bin/pytest -p no:cacheprovider --basetemp=.pytest-tmp $(PYTEST_ARGS)
 
@@ -44,6 +49,16 @@ bench: install services-up
 bench-search: install services-up
 	set -a; . .services/env; set +a; \
 	.venv/bin/python bench/search.py
+
+# Web: inbox and case view server time with 100k cases and 10k open tasks.
+bench-web: install services-up
+	set -a; . .services/env; set +a; \
+	.venv/bin/python bench/web.py
+
+# Archive: archival package export rate (cases/s, MB/s) for 10k archived cases.
+bench-archive: install services-up
+	set -a; . .services/env; set +a; \
+	.venv/bin/python bench/archive.py
 
 clean:
 	rm -rf .venv .tools .data .pytest_cache .mypy_cache .ruff_cache
