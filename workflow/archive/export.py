@@ -6,6 +6,7 @@ import json
 import shutil
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from workflow.archive.package import (
     xml_bytes,
 )
 from workflow.archive.repository import ArchiveRepository
+from workflow.audit.models import AuditEntry
 from workflow.audit.repository import AuditRepository
 from workflow.cases.models import Case
 from workflow.db import utcnow
@@ -29,6 +31,10 @@ from workflow.errors import NotFound
 from workflow.org.models import Unit
 from workflow.ports import BlobStore
 from workflow.uow import UnitOfWork
+
+CHUNK = 200  # cases per batch of queries
+PREFETCH_MAX = 1024 * 1024  # files up to this size are fetched in parallel, in memory
+PREFETCH_THREADS = 8
 
 
 @dataclass(frozen=True)
@@ -89,11 +95,11 @@ def _document_xml(
 
 
 def _case_xml(
-    uow: UnitOfWork,
     unit: Unit,
     case: Case,
     entry: ArchiveEntry,
     documents: list[tuple[str, str]],
+    record: Sequence[AuditEntry],
 ) -> bytes:
     root = new_root("Sprawa")
     element(root, "ZnakSprawy", case.reference)
@@ -111,7 +117,7 @@ def _case_xml(
     for identifier, folder in documents:
         element(docs, "Dokument", identyfikator=identifier, katalog=folder)
     record = element(root, "Metryka")
-    for e in AuditRepository(uow.session).for_case(case.id):
+    for e in record:
         element(
             record,
             "Zdarzenie",
@@ -152,39 +158,65 @@ def export_package(
     files = 0
     try:
         out.write_bytes(SCHEMA_IN_PACKAGE, SCHEMA_PATH.read_bytes())
-        for n, (entry, case) in enumerate(entries, 1):
-            folder = safe_name(case.reference)
-            element(cases_el, "Sprawa", znak=case.reference, katalog=folder)
-            by_document: dict[uuid.UUID, tuple[Document, list[tuple[DocumentVersion, Blob]]]] = {}
-            for document, version, blob in repo.blobs_of_case(case.id):
-                by_document.setdefault(document.id, (document, []))[1].append((version, blob))
-            listed = []
-            for i, (document, versions) in enumerate(by_document.values(), 1):
-                doc_dir = f"dok-{i:03d}"
-                written = []
-                for version, blob in versions:
-                    file_name = f"v{version.version_no}-{safe_name(version.file_name)}"
-                    if blob.disposed_at is None:
-                        out.write(f"{folder}/{doc_dir}/{file_name}", store.open(blob.key))
-                        files += 1
-                    written.append((version, blob, file_name))
-                report_file = None
-                if document.signature_report:
-                    report_file = "raport-weryfikacji-podpisu.json"
-                    out.write_bytes(
-                        f"{folder}/{doc_dir}/{report_file}",
-                        json.dumps(
-                            document.signature_report, ensure_ascii=False, indent=2
-                        ).encode(),
-                    )
-                out.write_bytes(
-                    f"{folder}/{doc_dir}/metadane.xml",
-                    _document_xml(document, written, report_file),
+        done = 0
+        for start in range(0, len(entries), CHUNK):
+            chunk = entries[start : start + CHUNK]
+            ids = [case.id for _entry, case in chunk]
+            files_of = repo.blobs_of_cases(ids)
+            records = AuditRepository(uow.session).for_cases(ids)
+            small = [
+                b.key
+                for rows in files_of.values()
+                for _d, _v, b in rows
+                if b.disposed_at is None and b.size <= PREFETCH_MAX
+            ]
+            # S3 answers a GET in a few ms: fetch a batch's small files in parallel, in order
+            with ThreadPoolExecutor(PREFETCH_THREADS) as pool:
+                fetched = dict(
+                    zip(small, pool.map(lambda k: b"".join(store.open(k)), small), strict=True)
                 )
-                listed.append((document.identifier, doc_dir))
-            out.write_bytes(f"{folder}/sprawa.xml", _case_xml(uow, unit, case, entry, listed))
-            if progress:
-                progress(n, len(entries))
+            for entry, case in chunk:
+                folder = safe_name(case.reference)
+                element(cases_el, "Sprawa", znak=case.reference, katalog=folder)
+                by_document: dict[
+                    uuid.UUID, tuple[Document, list[tuple[DocumentVersion, Blob]]]
+                ] = {}
+                for document, version, blob in files_of[case.id]:
+                    by_document.setdefault(document.id, (document, []))[1].append((version, blob))
+                listed = []
+                for i, (document, versions) in enumerate(by_document.values(), 1):
+                    doc_dir = f"dok-{i:03d}"
+                    written = []
+                    for version, blob in versions:
+                        file_name = f"v{version.version_no}-{safe_name(version.file_name)}"
+                        if blob.disposed_at is None:
+                            content = fetched.get(blob.key)
+                            out.write(
+                                f"{folder}/{doc_dir}/{file_name}",
+                                [content] if content is not None else store.open(blob.key),
+                            )
+                            files += 1
+                        written.append((version, blob, file_name))
+                    report_file = None
+                    if document.signature_report:
+                        report_file = "raport-weryfikacji-podpisu.json"
+                        out.write_bytes(
+                            f"{folder}/{doc_dir}/{report_file}",
+                            json.dumps(
+                                document.signature_report, ensure_ascii=False, indent=2
+                            ).encode(),
+                        )
+                    out.write_bytes(
+                        f"{folder}/{doc_dir}/metadane.xml",
+                        _document_xml(document, written, report_file),
+                    )
+                    listed.append((document.identifier, doc_dir))
+                out.write_bytes(
+                    f"{folder}/sprawa.xml", _case_xml(unit, case, entry, listed, records[case.id])
+                )
+                done += 1
+                if progress:
+                    progress(done, len(entries))
         out.write_bytes("paczka.xml", xml_bytes(package))
     except BaseException:
         # no half-written package is left to be mistaken for a whole one

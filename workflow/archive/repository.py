@@ -102,6 +102,24 @@ class ArchiveRepository:
             ).tuples()
         ]
 
+    def blobs_of_cases(
+        self, case_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, list[tuple[Document, DocumentVersion, Blob]]]:
+        """`blobs_of_case` for many cases in one query (the package export's batches)."""
+        out: dict[uuid.UUID, list[tuple[Document, DocumentVersion, Blob]]] = {
+            c: [] for c in case_ids
+        }
+        for d, v, b in self.session.execute(
+            select(Document, DocumentVersion, Blob)
+            .join(DocumentVersion, DocumentVersion.document_id == Document.id)
+            .join(Blob, Blob.id == DocumentVersion.blob_id)
+            .where(Document.case_id.in_(case_ids))
+            .order_by(Document.identifier, DocumentVersion.version_no)
+        ).tuples():
+            assert d.case_id is not None
+            out[d.case_id].append((d, v, b))
+        return out
+
     def open_loans(self, entry_id: uuid.UUID) -> Sequence[ArchiveLoan]:
         return (
             self.session.execute(

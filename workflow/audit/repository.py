@@ -59,6 +59,15 @@ class AuditRepository:
             last = rows[-1].seq
             self.session.expunge_all()
 
+    def for_cases(self, case_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[AuditEntry]]:
+        out: dict[uuid.UUID, list[AuditEntry]] = {c: [] for c in case_ids}
+        for e in self.session.execute(
+            select(AuditEntry).where(AuditEntry.case_id.in_(case_ids)).order_by(AuditEntry.seq)
+        ).scalars():
+            assert e.case_id is not None
+            out[e.case_id].append(e)
+        return out
+
     def for_case(self, case_id: uuid.UUID) -> Sequence[AuditEntry]:
         return (
             self.session.execute(
