@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.bpmn_models import FORMS, review_model
+from tests.bpmn_models import HEAD as BPMN_HEAD
 from tests.conftest import Backend
 from tests.helpers import error_code
 from tests.test_processes import (
@@ -247,24 +248,29 @@ def test_decision_tables_are_checked_like_scripts(sqlite_backend: Backend) -> No
         assert r.status_code == 422 and error_code(r) == "bpmn_refused"
 
 
+THROWING = (
+    BPMN_HEAD + '<bpmn:message id="m_reply" name="odpowiedz"/>'
+    '<bpmn:process id="test_throw" name="Test: komunikat" isExecutable="true">'
+    '<bpmn:startEvent id="start"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>'
+    '<bpmn:intermediateThrowEvent id="send" name="Odpowiedź"><bpmn:incoming>f1</bpmn:incoming>'
+    "<bpmn:outgoing>f2</bpmn:outgoing>"
+    '<bpmn:messageEventDefinition id="med" messageRef="m_reply"><bpmn:extensionElements>'
+    "<spiffworkflow:messagePayload>PAYLOAD</spiffworkflow:messagePayload>"
+    "</bpmn:extensionElements></bpmn:messageEventDefinition></bpmn:intermediateThrowEvent>"
+    '<bpmn:endEvent id="end"><bpmn:incoming>f2</bpmn:incoming></bpmn:endEvent>'
+    '<bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="send"/>'
+    '<bpmn:sequenceFlow id="f2" sourceRef="send" targetRef="end"/>'
+    "</bpmn:process></bpmn:definitions>"
+)
+
+
 def test_message_payload_expressions_are_checked_at_upload(sqlite_backend: Backend) -> None:
     """A thrown message's payload is an expression too: the same rules as conditions."""
-    from workflow.processes.service import library_files
-
-    city = next(
-        f
-        for f in library_files(sqlite_backend.settings.bpmn_dir)
-        if f.name == "official_letter_city.bpmn"
-    )
-    evil = city.bpmn.replace(
-        b'{"reply_body": reply_body, "correlation_key": letter["correlation_key"]}',
-        b"__import__('os').getcwd()",
-    )
-    assert evil != city.bpmn
     with sqlite_backend.client() as client:
-        r = client.post(
-            "/api/v1/process-definitions",
-            headers=token(client, CITY_ADMIN),
-            json={"bpmn": evil.decode(), "forms": city.forms},
-        )
+        headers = token(client, CITY_ADMIN)
+        good = THROWING.replace("PAYLOAD", '{"reply_body": reply_body}')
+        r = client.post("/api/v1/process-definitions", headers=headers, json={"bpmn": good})
+        assert r.status_code == 201, r.text
+        evil = THROWING.replace("PAYLOAD", "__import__('os').getcwd()")
+        r = client.post("/api/v1/process-definitions", headers=headers, json={"bpmn": evil})
         assert r.status_code == 422 and error_code(r) == "bpmn_script_refused", r.text
