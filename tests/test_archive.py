@@ -344,3 +344,51 @@ def test_disposal_rejected_by_the_head_keeps_everything(
         "/api/v1/archive/SP58/disposal-candidates", headers=token(client, ARCHIVIST)
     ).json() == [entry["id"]]
     assert uuid.UUID(entry["id"])
+
+
+def test_audit_exports_and_the_printable_case_record(backend: Backend, client: TestClient) -> None:
+    import csv
+    import io
+    import json
+
+    from pypdf import PdfReader
+
+    ref = new_case(client, "431", "Zażółć gęślą jaźń — wniosek")
+    head = token(client, HEAD)
+    # A case's trail: the head, the city's auditor; not a clerk; not another school's head.
+    r = client.get(f"/api/v1/audit/cases/{ref}", headers=head)
+    assert r.status_code == 200, r.text
+    actions = [e["action"] for e in json.loads(r.text)]
+    assert actions[:2] == ["case.opened", "incoming.registered"]
+    r = client.get(f"/api/v1/audit/cases/{ref}?format=csv", headers=token(client, "auditor.wow"))
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    assert rows[0]["action"] == "case.opened" and len(rows[0]["entry_hash"]) == 64
+    assert client.get(f"/api/v1/audit/cases/{ref}", headers=token(client, CLERK)).status_code == 403
+    other = client.get(f"/api/v1/audit/cases/{ref}", headers=token(client, "headteacher.sp12"))
+    assert other.status_code == 404
+    # A person's actions: the city's administrator or auditor only.
+    r = client.get("/api/v1/audit/users/clerk.sp58", headers=token(client, "admin.wow"))
+    assert r.status_code == 200
+    assert {e["action"] for e in json.loads(r.text)} >= {"case.opened", "incoming.registered"}
+    assert client.get("/api/v1/audit/users/clerk.sp58", headers=head).status_code == 403
+    assert (
+        client.get("/api/v1/audit/users/nobody", headers=token(client, "admin.wow")).status_code
+        == 404
+    )
+    # The exports are themselves in the trail.
+    again = json.loads(client.get(f"/api/v1/audit/cases/{ref}", headers=head).text)
+    assert "audit.case_trail_exported" in [e["action"] for e in again]
+    # The printable record: HTML and PDF, in Polish, with the case's actions.
+    page = client.get(f"/api/v1/cases/{ref}/record.html", headers=head)
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert f"Metryka sprawy {ref}" in page.text
+    assert "Rejestracja przesyłki wpływającej" in page.text
+    assert "Zażółć gęślą jaźń" in page.text
+    pdf = client.get(f"/api/v1/cases/{ref}/record.pdf", headers=head)
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf.content)).pages)
+    assert f"Metryka sprawy {ref}" in text and "Rejestracja przesyłki wpływającej" in text
+    assert "Zażółć gęślą jaźń" in text
+    foreign = client.get(f"/api/v1/cases/{ref}/record.pdf", headers=token(client, "clerk.sp12"))
+    assert foreign.status_code == 404

@@ -124,9 +124,12 @@ def upgrade() -> None:
     with op.batch_alter_table("blobs", schema=None) as batch_op:
         batch_op.add_column(sa.Column("locked_until", TZ, nullable=True))
         batch_op.add_column(sa.Column("disposed_at", TZ, nullable=True))
+    # a person's actions, exported for inspections
+    op.create_index("ix_audit_entries_actor_id", "audit_entries", ["actor_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_audit_entries_actor_id", "audit_entries")
     with op.batch_alter_table("blobs", schema=None) as batch_op:
         batch_op.drop_column("disposed_at")
         batch_op.drop_column("locked_until")

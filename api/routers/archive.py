@@ -6,13 +6,21 @@ import uuid
 from datetime import date, datetime
 
 from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Actor, UoW, container
+from api.printing import record_html, record_pdf
 from workflow.archive import service
 from workflow.archive.models import ArchiveEntry, ArchiveLoan, Disposal
 from workflow.cases.models import Case
-from workflow.cases.service import close_case, readable_case, reopen_case
+from workflow.cases.service import (
+    CaseRecordEntry,
+    case_record,
+    close_case,
+    readable_case,
+    reopen_case,
+)
 from workflow.org.models import Role
 from workflow.org.repository import OrgRepository
 
@@ -170,6 +178,36 @@ def close(reference: str, body: ReasonIn, uow: UoW, actor: Actor) -> CaseStateOu
 def reopen(reference: str, body: ReasonIn, uow: UoW, actor: Actor) -> CaseStateOut:
     case = readable_case(uow, actor, reference)
     return _case_state(reopen_case(uow, case, body.reason))
+
+
+@router.get(
+    "/cases/{reference}/record.html",
+    summary="Printable case record (metryka sprawy), HTML",
+    response_class=HTMLResponse,
+)
+def record_page(reference: str, uow: UoW, actor: Actor) -> HTMLResponse:
+    case, unit_name, entries = _record(uow, actor, reference)
+    return HTMLResponse(record_html(case, unit_name, entries))
+
+
+@router.get(
+    "/cases/{reference}/record.pdf",
+    summary="Printable case record (metryka sprawy), PDF",
+    response_class=Response,
+)
+def record_document(reference: str, uow: UoW, actor: Actor) -> Response:
+    case, unit_name, entries = _record(uow, actor, reference)
+    return Response(
+        record_pdf(case, unit_name, entries),
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="metryka-{case.reference}.pdf"'},
+    )
+
+
+def _record(uow: UoW, actor: Actor, reference: str) -> tuple[Case, str, list[CaseRecordEntry]]:
+    case = readable_case(uow, actor, reference)
+    unit = OrgRepository(uow.session).unit(case.unit_id)
+    return case, unit.name if unit else "", case_record(uow, actor, reference)
 
 
 # -- the unit archive --------------------------------------------------------------------------

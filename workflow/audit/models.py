@@ -22,7 +22,7 @@ class AuditEntry(Base):
 
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     occurred_at: Mapped[datetime]
-    actor_id: Mapped[uuid.UUID | None]
+    actor_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
     actor_name: Mapped[str] = mapped_column(String(200))
     unit_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
     case_id: Mapped[uuid.UUID | None] = mapped_column(index=True)

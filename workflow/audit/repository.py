@@ -68,6 +68,18 @@ class AuditRepository:
             out[e.case_id].append(e)
         return out
 
+    def for_actor(self, user_id: uuid.UUID, limit: int) -> Sequence[AuditEntry]:
+        return (
+            self.session.execute(
+                select(AuditEntry)
+                .where(AuditEntry.actor_id == user_id)
+                .order_by(AuditEntry.seq)
+                .limit(limit)
+            )
+            .scalars()
+            .all()
+        )
+
     def for_case(self, case_id: uuid.UUID) -> Sequence[AuditEntry]:
         return (
             self.session.execute(
