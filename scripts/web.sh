@@ -25,5 +25,5 @@ if [ "${EZD_SKIP_CHROMIUM:-}" != "1" ] && ! [ -x /usr/bin/chromium ] ; then
     chromium chromium-driver >/dev/null
 fi
 
-.venv/bin/pybabel compile --use-fuzzy -q -d api/web/locale -D messages
+.venv/bin/pybabel -q compile --use-fuzzy -d api/web/locale -D messages
 echo "web front end ready (node_modules, $(/usr/bin/chromium --version 2>/dev/null || echo 'no chromium'), catalogues)"
