@@ -220,6 +220,7 @@ def _record(uow: UoW, actor: Actor, reference: str) -> tuple[Case, str, list[Cas
 )
 def register(unit: str, uow: UoW, year: int | None = None) -> list[EntryOut]:
     u = service.readable_archive_unit(uow, unit)
+    uow.audit("archive_register.read", "unit", u.id, unit_id=u.id, details={"year": year})
     return [_entry_out(e, c) for e, c in service.archive_register(uow, u, year)]
 
 
