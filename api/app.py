@@ -25,6 +25,7 @@ from api.routers import (
     jrwa,
     org,
     processes,
+    public,
     registry,
     search,
     signing,
@@ -85,6 +86,7 @@ def create_app(c: Container | None = None, *, start_worker: bool | None = None) 
         signing,
         search,
         archive,
+        public,
     ):
         app.include_router(r.router)
     mount_web(app)

@@ -147,6 +147,7 @@ def bootstrap(settings: Settings | None = None) -> Container:
         **process_handlers(runtime, settings),
         **delivery_handlers(runtime, settings, store),
         **archive_handlers(store),
+        **eservice_handlers(settings, store),
     }
     worker = Worker(
         session_factory=session_factory,
@@ -205,6 +206,42 @@ def delivery_handlers(
         delivery.return_delivery_receipt(uow, store, current(), payload)
 
     return {"letter.dispatch": dispatch, "letter.deliver": deliver, "letter.receipt": receipt}
+
+
+def eservice_sealer(settings: Settings) -> Any:
+    """The units' seals for e-service receipts and decisions (workflow/eservices/)."""
+    from workflow.eservices.service import Sealer
+    from workflow.signing.service import unit_identity
+
+    return Sealer(
+        identity=lambda uow, unit: unit_identity(uow, unit, lambda: key_encryption_key(settings)),
+        tsa_url=settings.tsa_url,
+    )
+
+
+def eservice_handlers(settings: Settings, store: BlobStore) -> dict[str, Any]:
+    """E-services' outbox steps: the signed decision, and e-mail to applicants over SMTP (the
+    adapter in api/mail.py; without EZD_SMTP_HOST the e-mail is only recorded)."""
+    from workflow.eservices.catalogue import load_catalogue
+    from workflow.eservices.notifications import Mail, send_status_email
+    from workflow.eservices.service import issue_decision
+
+    def decision(uow: UnitOfWork, payload: dict[str, Any]) -> None:
+        sealer = dataclasses.replace(eservice_sealer(settings), tsa_url=settings.tsa_url)
+        issue_decision(uow, store, sealer, load_catalogue(settings.bpmn_dir), payload)
+
+    class RecordOnly:
+        def send(self, mail: Mail) -> None:
+            return None
+
+    def email(uow: UnitOfWork, payload: dict[str, Any]) -> None:
+        from api.mail import SmtpMailer
+
+        mailer = SmtpMailer(settings) if settings.smtp_host else RecordOnly()
+        tracking = settings.public_url.rstrip("/") + "/e-uslugi/sledzenie"
+        send_status_email(uow, mailer, payload, tracking)
+
+    return {"eservice.decision": decision, "eservice.email": email}
 
 
 def archive_handlers(store: BlobStore) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from workflow.audit.models import AuditChainHead, AuditEntry
 from workflow.cases.models import Case
 from workflow.db import Base
 from workflow.documents.models import Blob, Document, DocumentVersion
+from workflow.eservices.models import AccessThrottle, Submission, SubmissionEvent
 from workflow.jrwa.models import JrwaClass, JrwaPlan
 from workflow.org.models import AuthSession, Department, RoleAssignment, Unit, User
 from workflow.outbox.models import OutboxEvent
@@ -22,6 +23,7 @@ from workflow.search.models import DocumentText
 from workflow.signing.models import TrustAnchor, UnitSigningKey
 
 __all__ = [
+    "AccessThrottle",
     "ArchiveEntry",
     "ArchiveLoan",
     "AuditChainHead",
@@ -49,6 +51,8 @@ __all__ = [
     "ProcessInstance",
     "ProcessTask",
     "RoleAssignment",
+    "Submission",
+    "SubmissionEvent",
     "Substitution",
     "TrustAnchor",
     "Unit",

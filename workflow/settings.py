@@ -93,6 +93,31 @@ class Settings(BaseSettings):
     ocr_enabled: bool = Field(True, description="OCR scans with tesseract when it is installed")
     ocr_languages: str = Field("pol", description="Tesseract languages (installed traineddata)")
     extract_max_chars: int = Field(1_000_000, description="Text kept per document version")
+    smtp_host: str | None = Field(
+        None, description="SMTP server for e-mail to citizens; unset = notifications recorded only"
+    )
+    smtp_port: int = 25
+    smtp_from: str = Field("ezd@localhost", description="Sender address of e-mail to citizens")
+    smtp_username: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    smtp_starttls: bool = Field(False, description="STARTTLS before logging in")
+    smtp_ssl: bool = Field(False, description="SMTP over TLS (port 465)")
+    smtp_timeout_seconds: float = 10.0
+    public_url: str = Field(
+        "http://127.0.0.1:8000", description="Address citizens reach ezd at (links in e-mails)"
+    )
+    eservice_max_upload_bytes: int = Field(
+        10 * 1024 * 1024, description="Largest file a citizen may attach"
+    )
+    eservice_max_files: int = Field(10, description="Attachments in one e-service submission")
+    eservice_rate_per_minute: int = Field(
+        30, description="Public e-service requests per client and minute (per API process)"
+    )
+    eservice_pin_attempts_per_code: int = Field(5, description="Failed PINs before a code locks")
+    eservice_pin_attempts_per_client: int = Field(
+        20, description="Failed tracking logins before a client is locked out"
+    )
+    eservice_lockout_minutes: int = 15
 
     host: str = "127.0.0.1"
     port: int = 8000

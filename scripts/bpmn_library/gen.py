@@ -4,6 +4,7 @@ Change a process here and regenerate (`python scripts/bpmn_library/gen.py [OUT_D
 the XML in a BPMN modeler; DMN tables in bpmn/decisions/ are written by hand."""
 
 import sys
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -376,6 +377,189 @@ FORMS = {
     ),
 }
 
+
+
+# =========================================================================== e-services
+# Citizen-facing forms (bpmn/eservices/<code>.schema.json) and the catalogue that names each
+# service's process, JRWA class and statutory deadline (bpmn/eservices/catalogue.json).
+def person_name(title):
+    return text(title, 200, 2)
+
+
+def date_field(title, description=None):
+    d = {
+        "type": "string",
+        "format": "date",
+        "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
+        "title": title,
+    }
+    if description:
+        d["description"] = description
+    return d
+
+
+APPLICANT = {
+    "applicant_name": person_name("Imię i nazwisko wnioskodawcy"),
+    "applicant_email": {
+        "type": "string",
+        "format": "email",
+        "title": "Adres e-mail",
+        "description": "Na ten adres wyślemy powiadomienia o zmianie statusu sprawy (bez danych osobowych).",
+        "maxLength": 254,
+        "pattern": "^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$",
+    },
+    "applicant_address": text("Adres do korespondencji", 300, 5),
+    "applicant_phone": {
+        "type": "string",
+        "title": "Telefon (nieobowiązkowo)",
+        "maxLength": 20,
+        "pattern": "^[0-9 +()-]{0,20}$",
+    },
+}
+APPLICANT_REQUIRED = ["applicant_name", "applicant_email", "applicant_address"]
+PESEL = {
+    "type": "string",
+    "title": "PESEL ucznia",
+    "description": "11 cyfr.",
+    "minLength": 11,
+    "maxLength": 11,
+    "pattern": "^[0-9]{11}$",
+}
+CONSENT = {
+    "type": "boolean",
+    "const": True,
+    "title": "Oświadczam, że podane dane są zgodne z prawdą",
+}
+
+
+def citizen_form(title, description, props, required):
+    return schema(
+        title,
+        {**APPLICANT, **props, "truthfulness": CONSENT},
+        APPLICANT_REQUIRED + required + ["truthfulness"],
+        description=description,
+    )
+
+
+SERVICE_FORMS = {
+    "duplikat_legitymacji": citizen_form(
+        "Wniosek o duplikat legitymacji szkolnej",
+        "Duplikat wydaje szkoła, która wydała legitymację (opłata 9 zł).",
+        {
+            "pupil_name": person_name("Imię i nazwisko ucznia"),
+            "pupil_class": text("Klasa", 10, 1, description="Np. 4b."),
+            "pupil_birth_date": date_field("Data urodzenia ucznia", "RRRR-MM-DD."),
+            "reason": choice(
+                "Powód",
+                [("lost", "Utrata"), ("destroyed", "Zniszczenie"), ("stolen", "Kradzież")],
+            ),
+            "circumstances": text("Okoliczności (nieobowiązkowo)", 2000),
+        },
+        ["pupil_name", "pupil_class", "pupil_birth_date", "reason"],
+    ),
+    "przyjecie_spoza_obwodu": citizen_form(
+        "Wniosek o przyjęcie do szkoły spoza obwodu",
+        "Dla dziecka mieszkającego poza obwodem szkoły; szkoła rozpatruje wniosek, gdy ma wolne miejsca.",
+        {
+            "pupil_name": person_name("Imię i nazwisko dziecka"),
+            "pupil_pesel": PESEL,
+            "pupil_birth_date": date_field("Data urodzenia dziecka", "RRRR-MM-DD."),
+            "pupil_address": text("Adres zamieszkania dziecka", 300, 5),
+            "grade": {"type": "integer", "minimum": 1, "maximum": 8, "title": "Klasa (1–8)"},
+            "school_year": text("Rok szkolny", 9, 9, description="Np. 2027/2028."),
+            "siblings_in_school": {
+                "type": "boolean",
+                "title": "Rodzeństwo dziecka uczęszcza do tej szkoły",
+            },
+            "reasons": text("Uzasadnienie", 5000, 1),
+        },
+        ["pupil_name", "pupil_pesel", "pupil_birth_date", "pupil_address", "grade", "school_year", "reasons"],
+    ),
+    "zwrot_kosztow_dowozu": citizen_form(
+        "Wniosek o zwrot kosztów przewozu ucznia niepełnosprawnego",
+        "Zwrot kosztów przewozu dziecka i opiekuna środkami własnymi do szkoły lub przedszkola.",
+        {
+            "pupil_name": person_name("Imię i nazwisko ucznia"),
+            "certificate_number": text(
+                "Numer orzeczenia o potrzebie kształcenia specjalnego", 50, 3
+            ),
+            "route": text("Trasa przewozu (skąd – dokąd)", 500, 5),
+            "distance_km": {
+                "type": "number",
+                "exclusiveMinimum": 0,
+                "maximum": 500,
+                "title": "Odległość w jedną stronę (km)",
+            },
+            "period_from": date_field("Okres od", "RRRR-MM-DD."),
+            "period_to": date_field("Okres do", "RRRR-MM-DD."),
+            "bank_account": {
+                "type": "string",
+                "title": "Numer rachunku bankowego",
+                "description": "26 cyfr, bez spacji.",
+                "minLength": 26,
+                "maxLength": 26,
+                "pattern": "^[0-9]{26}$",
+            },
+        },
+        ["pupil_name", "certificate_number", "route", "distance_km", "period_from", "period_to", "bank_account"],
+    ),
+    "skarga_wniosek": citizen_form(
+        "Skarga lub wniosek",
+        "Skarga na działanie szkoły lub wniosek w sprawie jej pracy (KPA dział VIII).",
+        {
+            "kind": choice("Rodzaj", [("complaint", "Skarga"), ("proposal", "Wniosek")]),
+            "subject": text("Temat", 200, 3),
+            "content": text("Treść", 10000, 10),
+        },
+        ["kind", "subject", "content"],
+    ),
+}
+
+# code -> (title, summary, JRWA class in the school plan, statutory deadline kind)
+SERVICES = {
+    "duplikat_legitymacji": (
+        "Duplikat legitymacji szkolnej",
+        "Wniosek o wydanie duplikatu legitymacji szkolnej w razie jej utraty lub zniszczenia.",
+        "431",
+        "kpa_35_1m",
+    ),
+    "przyjecie_spoza_obwodu": (
+        "Przyjęcie do szkoły spoza obwodu",
+        "Wniosek o przyjęcie dziecka zamieszkałego poza obwodem szkoły.",
+        "430",
+        "kpa_35_1m",
+    ),
+    "zwrot_kosztow_dowozu": (
+        "Zwrot kosztów dowozu ucznia niepełnosprawnego",
+        "Wniosek o zwrot kosztów przewozu dziecka niepełnosprawnego i opiekuna do szkoły.",
+        "432",
+        "kpa_35_1m",
+    ),
+    "skarga_wniosek": (
+        "Skarga lub wniosek",
+        "Skarga na działanie szkoły albo wniosek w sprawie jej pracy.",
+        "050",
+        "kpa_237",
+    ),
+}
+
+
+def catalogue():
+    return {
+        "services": [
+            {
+                "code": code,
+                "title": title,
+                "summary": summary,
+                "process": f"eusluga_{code}",
+                "form": f"{code}.schema.json",
+                "jrwa": jrwa,
+                "deadline_kind": kind,
+                "unit_kinds": ["school", "kindergarten"],
+            }
+            for code, (title, summary, jrwa, kind) in SERVICES.items()
+        ]
+    }
 
 # =========================================================================== processes
 def incoming_letter():
@@ -1078,6 +1262,170 @@ def records_disposal():
     return p
 
 
+
+def status(p, id, name, lane, col, value, row=0, note=None):
+    params = [("status", "str", lit(value))]
+    if note:
+        params.append(("note", "str", note))
+    p.service(id, name, lane, col, "eservice_status", f"status_{id}", params, row=row)
+
+
+def eservice(code):
+    title, _summary, _jrwa, deadline_kind = SERVICES[code]
+    p = Proc(
+        f"eusluga_{code}",
+        f"E-usługa: {title}",
+        f"E-usługa – {title}",
+        [(S, 1), (D, 1), (R, 3)],
+        doc=(
+            f"Wniosek złożony przez e-usługę „{title}”: dekretacja, weryfikacja formalna, "
+            "wezwanie do uzupełnienia (7 dni, art. 64 § 2 KPA; wnioskodawca dosyła pliki na "
+            "stronie śledzenia, komunikat uzupelnienie_wniosku), rozpatrzenie, decyzja "
+            "dyrektora podpisana pieczęcią elektroniczną jednostki (komunikat decyzja_podpisana), "
+            "zamknięcie sprawy. Każda zmiana statusu (eservice_status) trafia na oś czasu "
+            "sprawy i jest wysyłana wnioskodawcy e-mailem. "
+            "Dane startowe: case_reference, service_code, tracking_code."
+        ),
+    )
+    p.start("start", "Wniosek złożony", S, 0)
+    p.service(
+        "set_deadline",
+        "Wyznaczenie terminu załatwienia",
+        S,
+        1,
+        "compute_deadline",
+        "deadline",
+        [("kind", "str", lit(deadline_kind))],
+    )
+    status(p, "status_registered", "Status: zarejestrowano", S, 2, "registered")
+    p.user("assign", "Dekretacja", D, 3, form="assignment", due="deadline")
+    status(p, "status_assigned", "Status: przydzielono", D, 4, "assigned")
+    p.user(
+        "verify",
+        "Weryfikacja formalna",
+        R,
+        5,
+        form="citizen_formal_check",
+        assignee="handler",
+        due="deadline",
+    )
+    p.gw("completeness", "Wniosek kompletny?", R, 6)
+    status(
+        p,
+        "request_supplement",
+        "Wezwanie do uzupełnienia braków",
+        R,
+        6,
+        "supplement_requested",
+        row=1,
+        note="missing_items",
+    )
+    p.receive(
+        "wait_supplement",
+        "Oczekiwanie na uzupełnienie wniosku",
+        R,
+        5,
+        message="uzupelnienie_wniosku",
+        var="supplement",
+        row=1,
+    )
+    p.boundary_timer(
+        "supplement_overdue",
+        "7 dni minęło",
+        "wait_supplement",
+        interrupting=True,
+        duration=lit("P7D"),
+    )
+    p.service(
+        "close_left_unexamined",
+        "Zamknięcie sprawy bez rozpoznania",
+        R,
+        6,
+        "close_case",
+        "case_closed",
+        [("reason", "str", lit("wniosek pozostawiony bez rozpoznania (art. 64 § 2 KPA)"))],
+        row=2,
+    )
+    status(
+        p,
+        "status_left_unexamined",
+        "Status: pozostawiono bez rozpoznania",
+        R,
+        7,
+        "closed",
+        row=2,
+        note=lit("Wniosek pozostawiono bez rozpoznania: braków nie uzupełniono w terminie 7 dni."),
+    )
+    p.end("end_left_unexamined", "Pozostawienie bez rozpoznania", R, 8, row=2)
+    status(p, "status_in_progress", "Status: w toku", R, 7, "in_progress")
+    p.user(
+        "examine",
+        "Rozpatrzenie",
+        R,
+        8,
+        form="citizen_examination",
+        assignee="handler",
+        due="deadline",
+    )
+    status(p, "status_awaiting_approval", "Status: do akceptacji", R, 9, "awaiting_approval")
+    p.user("decide", "Decyzja", D, 10, form="citizen_decision", due="deadline")
+    p.service(
+        "issue_decision",
+        "Wydanie decyzji z pieczęcią elektroniczną",
+        D,
+        11,
+        "eservice_issue_decision",
+        "decision_requested",
+        [("decision", "str", "decision"), ("justification", "str", "justification")],
+    )
+    p.receive(
+        "wait_decision",
+        "Decyzja podpisana",
+        S,
+        12,
+        message="decyzja_podpisana",
+        var="signed_decision",
+    )
+    p.service(
+        "finish_case",
+        "Zamknięcie sprawy",
+        S,
+        13,
+        "close_case",
+        "case_closed",
+        [("reason", "str", lit("wniosek rozpatrzony, decyzja udostępniona wnioskodawcy"))],
+    )
+    status(p, "status_closed", "Status: zakończono", S, 14, "closed")
+    p.end("end", "Wniosek rozpatrzony", S, 15)
+
+    p.flow("flow_start_deadline", "start", "set_deadline")
+    p.flow("flow_deadline_registered", "set_deadline", "status_registered")
+    p.flow("flow_registered_assign", "status_registered", "assign")
+    p.flow("flow_assign_assigned", "assign", "status_assigned")
+    p.flow("flow_assigned_verify", "status_assigned", "verify")
+    p.flow("flow_verify_gateway", "verify", "completeness")
+    p.flow("flow_complete", "completeness", "status_in_progress", "Tak", cond="complete")
+    p.flow("flow_incomplete", "completeness", "request_supplement", "Nie", default=True)
+    p.flow("flow_request_wait", "request_supplement", "wait_supplement")
+    p.flow("flow_supplemented", "wait_supplement", "verify", "Uzupełniono")
+    p.flow("flow_supplement_overdue", "supplement_overdue", "close_left_unexamined")
+    p.flow("flow_unexamined_status", "close_left_unexamined", "status_left_unexamined")
+    p.flow("flow_unexamined_end", "status_left_unexamined", "end_left_unexamined")
+    p.flow("flow_in_progress_examine", "status_in_progress", "examine")
+    p.flow("flow_examine_awaiting", "examine", "status_awaiting_approval")
+    p.flow("flow_awaiting_decide", "status_awaiting_approval", "decide")
+    p.flow("flow_decide_issue", "decide", "issue_decision")
+    p.flow("flow_issue_wait", "issue_decision", "wait_decision")
+    p.flow("flow_wait_close", "wait_decision", "finish_case")
+    p.flow("flow_close_status", "finish_case", "status_closed")
+    p.flow("flow_status_end", "status_closed", "end")
+    return p
+
+
+def eservices():
+    return [partial(eservice, code) for code in SERVICES]
+
+
 PROCESSES = [
     incoming_letter,
     citizen_application,
@@ -1086,6 +1434,7 @@ PROCESSES = [
     invoice_approval,
     complaint,
     records_disposal,
+    *eservices(),
 ]
 
 
@@ -1112,6 +1461,10 @@ def main():
         (OUT / "forms" / f"{name}.schema.json").write_text(dump_json(s), encoding="utf-8")
     missing = used - set(FORMS)
     assert not missing, missing
+    (OUT / "eservices").mkdir(exist_ok=True)
+    for name, s in SERVICE_FORMS.items():
+        (OUT / "eservices" / f"{name}.schema.json").write_text(dump_json(s), encoding="utf-8")
+    (OUT / "eservices" / "catalogue.json").write_text(dump_json(catalogue()), encoding="utf-8")
     print("ok" if ok else "PROBLEMS")
 
 

@@ -213,6 +213,44 @@ def hand_over_to_finance(ctx: OperationContext, params: dict[str, Any]) -> bool:
     return True
 
 
+def eservice_status(ctx: OperationContext, params: dict[str, Any]) -> bool:
+    """A step of the citizen's timeline (`status`, optional `note` shown to the citizen) for an
+    e-service case; the applicant is e-mailed about it. A no-op for other cases."""
+    from workflow.eservices.service import record_status, submission_of_case
+
+    submission = submission_of_case(ctx.uow, ctx.instance.case_id)
+    if submission is None:
+        return False
+    try:
+        record_status(
+            ctx.uow,
+            submission,
+            str(params.get("status") or ""),
+            str(params["note"])[:5000] if params.get("note") else None,
+            ctx.data.get("deadline"),
+        )
+    except ValueError as e:
+        raise OperationFailed(f"unknown e-service status {params.get('status')!r}") from e
+    return True
+
+
+def eservice_issue_decision(ctx: OperationContext, params: dict[str, Any]) -> bool:
+    """The decision of an e-service case: the worker writes it, signs it with the unit's seal
+    and sends the process `decyzja_podpisana`. Without a seal the step becomes an incident."""
+    from workflow.eservices.service import request_decision
+
+    try:
+        return request_decision(
+            ctx.uow,
+            ctx.instance.case_id,
+            str(params.get("decision") or ""),
+            str(params.get("justification") or ""),
+            ctx.actor.user_id,
+        )
+    except ValueError as e:
+        raise OperationFailed(str(e)) from e
+
+
 OPERATIONS: dict[str, Operation] = {
     "compute_deadline": compute_deadline,
     "close_case": op_close_case,
@@ -223,6 +261,8 @@ OPERATIONS: dict[str, Operation] = {
     "record_disposal_consent": record_disposal_consent,
     "notify": notify,
     "hand_over_to_finance": hand_over_to_finance,
+    "eservice_status": eservice_status,
+    "eservice_issue_decision": eservice_issue_decision,
 }
 
 
