@@ -46,6 +46,13 @@ def highlight(fragment: str) -> Markup:
     return Markup("").join(out)
 
 
+def _day(value: str) -> date | None:
+    try:
+        return date.fromisoformat(value) if value.strip() else None
+    except ValueError:
+        return None  # a browser's date input only sends valid dates; anything else: no bound
+
+
 @router.get("/search")
 def search_page(
     request: Request,
@@ -57,11 +64,13 @@ def search_page(
     status: list[str] = Query([]),
     type: list[str] = Query([]),
     retention: list[str] = Query([]),
-    date_from: date | None = None,
-    date_to: date | None = None,
+    date_from_text: str = Query("", alias="date_from", max_length=10),
+    date_to_text: str = Query("", alias="date_to", max_length=10),
     sort: Literal["relevance", "date_desc", "date_asc"] = "relevance",
     cursor: str | None = Query(None, max_length=1000),
 ) -> Response:
+    # An empty date field of the form arrives as `date_from=`: it means "no bound", not a 422.
+    date_from, date_to = _day(date_from_text), _day(date_to_text)
     ctx: dict[str, Any] = {
         "q": q,
         "selected": {

@@ -48,7 +48,7 @@ class ArchiveRepository:
         )
         if year is not None:
             q = q.where(ArchiveEntry.year == year)
-        return [(e, c) for e, c in self.session.execute(q).tuples()]
+        return [(e, c) for e, c in self.session.execute(q).all()]
 
     def closed_cases_not_archived(self, unit_id: uuid.UUID) -> Sequence[Case]:
         archived = select(ArchiveEntry.case_id)
@@ -99,7 +99,7 @@ class ArchiveRepository:
                 .join(Blob, Blob.id == DocumentVersion.blob_id)
                 .where(Document.case_id == case_id)
                 .order_by(Document.identifier, DocumentVersion.version_no)
-            ).tuples()
+            ).all()
         ]
 
     def blobs_of_cases(
@@ -115,7 +115,7 @@ class ArchiveRepository:
             .join(Blob, Blob.id == DocumentVersion.blob_id)
             .where(Document.case_id.in_(case_ids))
             .order_by(Document.identifier, DocumentVersion.version_no)
-        ).tuples():
+        ).all():
             assert d.case_id is not None
             out[d.case_id].append((d, v, b))
         return out
