@@ -3,6 +3,15 @@ the same services as the JSON API. `mount_web(app)` adds it under /web."""
 
 from __future__ import annotations
 
-from api.web.mount import mount_web
+from fastapi import FastAPI
+
+from api.web import public
+from api.web.mount import mount_web as mount_staff_web
 
 __all__ = ["mount_web"]
+
+
+def mount_web(app: FastAPI) -> None:
+    """The staff pages under /web and the public citizen pages under /e-uslugi."""
+    mount_staff_web(app)
+    app.include_router(public.router)
