@@ -23,6 +23,7 @@ from workflow.documents.service import readable_document
 from workflow.errors import DomainError, Forbidden
 from workflow.org.models import Role
 from workflow.org.repository import OrgRepository
+from workflow.registry.repository import RegistryRepository
 from workflow.registry.service import readable_incoming, readable_unit
 from workflow.search import service
 from workflow.search.port import SearchFilters
@@ -134,6 +135,9 @@ def open_result(
         ref = p.case_reference(readable_incoming(uow, actor, object_id).case_id)
     elif kind == "document":
         ref = p.case_reference(readable_document(uow, actor, object_id).case_id)
+    elif kind == "outgoing":  # access checked by open_result
+        item = RegistryRepository(uow.session).outgoing(object_id)
+        ref = p.case_reference(item.case_id) if item else None
     return redirect(f"{PREFIX}/cases/{ref}" if ref else path)
 
 

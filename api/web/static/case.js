@@ -25,7 +25,7 @@
             if (registry.get(el)) canvas.addMarker(el, "ezd-active");
           });
           box.setAttribute("data-rendered", "true");
-          box.querySelectorAll("svg").forEach(function (svg) { svg.setAttribute("aria-hidden", "true"); });
+          window.ezdQuietDiagram(box);
         });
       }).catch(function () {
         box.setAttribute("data-rendered", "error");

@@ -18,3 +18,14 @@
     if (msg && !window.confirm(msg)) e.preventDefault();
   });
 })();
+
+// A rendered BPMN diagram is a picture (role="img" on its box, the steps listed in text beside
+// it): the viewer's SVG must not take keyboard focus, or the picture would hold a focusable
+// control (axe: aria-hidden-focus, nested-interactive). The read-only viewer needs no keys.
+window.ezdQuietDiagram = function (box) {
+  box.querySelectorAll("[tabindex]").forEach(function (el) { el.removeAttribute("tabindex"); });
+  box.querySelectorAll("svg").forEach(function (svg) {
+    svg.setAttribute("aria-hidden", "true");
+    svg.setAttribute("focusable", "false");
+  });
+};

@@ -9,7 +9,7 @@
       viewer.importXML(src.value).then(function () {
         viewer.get("canvas").zoom("fit-viewport");
         box.setAttribute("data-rendered", "true");
-        box.querySelectorAll("svg").forEach(function (svg) { svg.setAttribute("aria-hidden", "true"); });
+        window.ezdQuietDiagram(box);
       }).catch(function () { box.setAttribute("data-rendered", "error"); });
     });
   }
