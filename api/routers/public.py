@@ -9,6 +9,7 @@ answer is a refusal. Credentials travel in the body, never in the URL (URLs end 
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections import deque
@@ -304,24 +305,14 @@ class SupplementOut(BaseModel):
 
 
 def tracking_out(v: es.TrackingView) -> TrackingOut:
-    return TrackingOut(
-        tracking_code=access.display_code(v.tracking_code),
-        service=v.service_code,
-        service_title=v.service_title,
-        unit=v.unit_code,
-        unit_name=v.unit_name,
-        status=v.status,
-        status_label=v.status_label,
-        status_label_en=v.status_label_en,
-        submitted_at=v.submitted_at,
-        deadline=v.deadline,
-        rpw_number=v.rpw_number,
-        case_reference=v.case_reference,
-        timeline=[StepOut(**t.__dict__) for t in v.timeline],
-        expected_action=v.expected_action,
-        supplement_allowed=v.supplement_allowed,
-        decision_available=v.decision_available,
-        decision=v.decision,
+    fields = dataclasses.asdict(v)
+    return TrackingOut.model_validate(
+        {
+            **fields,
+            "tracking_code": access.display_code(v.tracking_code),
+            "service": v.service_code,
+            "unit": v.unit_code,
+        }
     )
 
 

@@ -80,17 +80,24 @@ class Citizen:
         d.value.save_as(str(target))
         return target
 
-    def verify(self, path: Path) -> dict[str, Any]:
-        p = subprocess.run(
-            [*ezd_command(), "verify", str(path), "--trust", str(self.pki.root_pem_path)],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        report = json.loads(p.stdout)
-        assert p.returncode == 0 and report["indication"] == "TOTAL_PASSED", report
-        return dict(report)
+    def verify_all(self, paths: list[Path]) -> list[dict[str, Any]]:
+        """`ezd verify` on each file, a few at once (each run takes seconds to start)."""
+        reports = []
+        for n in range(0, len(paths), 4):
+            runs = [
+                subprocess.Popen(
+                    [*ezd_command(), "verify", str(path), "--trust", str(self.pki.root_pem_path)],
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+                for path in paths[n : n + 4]
+            ]
+            for run in runs:
+                out, _ = run.communicate(timeout=120)
+                report = json.loads(out)
+                assert run.returncode == 0 and report["indication"] == "TOTAL_PASSED", report
+                reports.append(dict(report))
+        return reports
 
     def open_case(self, code: str, pin: str) -> None:
         p = self.page
@@ -141,6 +148,7 @@ def test_citizen_applies_tracks_and_downloads_the_decision(
     assert p.get_by_role("link", name="Duplikat legitymacji szkolnej").count() == 1
 
     cases: dict[str, tuple[str, str, str]] = {}
+    signed: list[Path] = []
     for n, service in enumerate(FORMS):
         p.goto(f"{citizen.url}/e-uslugi")
         title = p.locator("ul.service-list h2 a").nth(n)
@@ -176,7 +184,7 @@ def test_citizen_applies_tracks_and_downloads_the_decision(
             "Pobierz podpisane potwierdzenie (XML)", tmp_path / f"{service}.xml"
         )
         assert code.replace("-", "").encode() in receipt.read_bytes()
-        assert "58" in citizen.verify(receipt)["signed_by"]
+        signed.append(receipt)
         pdf = citizen.download("Pobierz potwierdzenie (PDF)", tmp_path / f"{service}.pdf")
         assert pdf.read_bytes().startswith(b"%PDF")
         ref = p.locator("dt:has-text('Znak sprawy') + dd").inner_text()
@@ -229,7 +237,9 @@ def test_citizen_applies_tracks_and_downloads_the_decision(
             "Pobierz rozstrzygnięcie (podpisany XML)", tmp_path / f"decision-{service}.xml"
         )
         assert b"uwzglednienie" in decision.read_bytes()
-        citizen.verify(decision)
+        signed.append(decision)
+    # every receipt and decision carries a valid seal of the school
+    assert all("58" in r["signed_by"] for r in citizen.verify_all(signed))
 
     # e-mails: registered, assigned, in progress, awaiting approval, decided, closed (+2 for
     # the supplement), each to the address the citizen gave, with the code and no PIN

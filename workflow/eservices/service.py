@@ -335,13 +335,11 @@ def submit(
             AttachmentLine(file_name=u.file_name, size=u.size, sha256=u.sha256) for u in uploads
         ),
     )
-    signed = sign_enveloped(
-        build_receipt_xml(receipt), sealer.identity(uow, unit), tsa_url=sealer.tsa_url
-    )
-    doc = _keep(
+    signed, doc = _seal_and_keep(
         uow,
         store,
-        signed,
+        sealer,
+        build_receipt_xml(receipt),
         unit=unit,
         case=case,
         file_name=f"potwierdzenie-{code}.xml",
@@ -379,10 +377,11 @@ def _unique_code(uow: UnitOfWork) -> str:
     raise RuntimeError("could not draw a free tracking code")
 
 
-def _keep(
+def _seal_and_keep(
     uow: UnitOfWork,
     store: BlobStore,
-    data: bytes,
+    sealer: Sealer,
+    unsigned: bytes,
     *,
     unit: Unit,
     case: Case,
@@ -390,7 +389,9 @@ def _keep(
     title: str,
     identifier: str,
     incoming_item_id: uuid.UUID | None = None,
-) -> Document:
+) -> tuple[bytes, Document]:
+    """Sign XML made by ezd with the unit's seal and keep it as a document of the case."""
+    data = sign_enveloped(unsigned, sealer.identity(uow, unit), tsa_url=sealer.tsa_url)
     with made_file(data, file_name, XML) as up:
         (stored,) = store_uploads(uow, store, [up])
         doc = create_document(
@@ -409,7 +410,7 @@ def _keep(
             incoming_item_id=incoming_item_id,
         )
     uow.flush()
-    return doc
+    return data, doc
 
 
 # ---------------------------------------------------------------------------------------------
@@ -499,6 +500,14 @@ class TrackingView:
     decision: str | None
 
 
+def _title(catalogue: Catalogue, code: str) -> str:
+    """The service's title, or its code if the catalogue no longer lists it."""
+    try:
+        return catalogue.get(code).title
+    except NotFound:
+        return code
+
+
 def tracking_view(uow: UnitOfWork, catalogue: Catalogue, s: Submission) -> TrackingView:
     events = uow.session.execute(
         select(SubmissionEvent)
@@ -510,10 +519,7 @@ def tracking_view(uow: UnitOfWork, catalogue: Catalogue, s: Submission) -> Track
     from workflow.registry.repository import RegistryRepository
 
     item = RegistryRepository(uow.session).incoming(s.incoming_item_id)
-    try:
-        title = catalogue.get(s.service_code).title
-    except NotFound:
-        title = s.service_code
+    title = _title(catalogue, s.service_code)
     waiting = s.status == SubmissionStatus.supplement_requested
     status = SubmissionStatus(s.status)
     return TrackingView(
@@ -683,10 +689,7 @@ def issue_decision(
     case = CaseRepository(uow.session).by_id(s.case_id)
     assert unit is not None and case is not None
     granted = payload["decision"] == "grant"
-    try:
-        title = catalogue.get(s.service_code).title
-    except NotFound:
-        title = s.service_code
+    title = _title(catalogue, s.service_code)
     doc_id = uuid.uuid4()
     decision = Decision(
         document_id=doc_id,
@@ -702,13 +705,11 @@ def issue_decision(
         + f" Sprawa {case.reference}: {title}.",
         justification=str(payload.get("justification") or ""),
     )
-    signed = sign_enveloped(
-        build_decision_xml(decision), sealer.identity(uow, unit), tsa_url=sealer.tsa_url
-    )
-    doc = _keep(
+    _signed, doc = _seal_and_keep(
         uow,
         store,
-        signed,
+        sealer,
+        build_decision_xml(decision),
         unit=unit,
         case=case,
         file_name=f"rozstrzygniecie-{case.reference}.xml",
