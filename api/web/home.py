@@ -32,8 +32,7 @@ def inbox_context(uow: UnitOfWork, *, mine: bool, overdue: bool, page: int) -> d
             offset=(page - 1) * PAGE,
         ),
     )
-    names = TaskNames(uow)
-    tasks = [names.task(t) for t in rows[:PAGE]]
+    tasks = TaskNames(uow).tasks(rows[:PAGE])
     return {
         "tasks": tasks,
         "mine": mine,

@@ -30,6 +30,12 @@ class CaseRepository:
     def by_id(self, case_id: uuid.UUID) -> Case | None:
         return self.session.get(Case, case_id)
 
+    def by_ids(self, case_ids: Sequence[uuid.UUID]) -> Sequence[Case]:
+        """Load many cases at once (into the session's identity map for `by_id`)."""
+        if not case_ids:
+            return []
+        return self.session.execute(select(Case).where(Case.id.in_(set(case_ids)))).scalars().all()
+
     def case_list(
         self,
         unit_id: uuid.UUID,

@@ -104,6 +104,17 @@ class ProcessRepository:
         q = select(ProcessInstance).where(ProcessInstance.id == instance_id).with_for_update()
         return self.session.execute(q).scalar_one_or_none()
 
+    def process_ids(self, instance_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
+        """Process keys of many instances without loading their engine state."""
+        if not instance_ids:
+            return {}
+        rows = self.session.execute(
+            select(ProcessInstance.id, ProcessInstance.process_id).where(
+                ProcessInstance.id.in_(set(instance_ids))
+            )
+        )
+        return {i: p for i, p in rows.all()}
+
     def instances_for_case(self, case_id: uuid.UUID) -> Sequence[ProcessInstance]:
         return (
             self.session.execute(
