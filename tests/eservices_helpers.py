@@ -141,5 +141,3 @@ def smtp_server() -> Iterator[Mailbox]:
         yield box
     finally:
         controller.stop()
-
-
