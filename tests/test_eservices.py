@@ -407,3 +407,50 @@ def test_pin_is_never_stored_or_logged(
         ]
     alone = re.compile(rf"(?<![0-9]){c['pin']}(?![0-9])")
     assert not any(alone.search(d) for d in dumps)
+
+
+def test_supplement_not_sent_in_time_closes_the_case(backend: Backend, sealed: TestClient) -> None:
+    from datetime import timedelta
+
+    from workflow.engine.runtime import advance_clock
+
+    client = sealed
+    r = submit(client)
+    c = creds(r)
+    ref = r.json()["case_reference"]
+    do(client, HEAD, "assign", {"handler": HANDLER}, case=ref)
+    do(client, HANDLER, "verify", {"complete": False, "missing_items": "Brak zdjęcia."}, case=ref)
+    advance_clock(timedelta(days=8))
+    assert backend.container.fire_due_timers() == 1
+    t = track(client, c).json()
+    assert t["status"] == "closed" and not t["supplement_allowed"]
+    assert "bez rozpoznania" in t["timeline"][-1]["note"]
+    late = client.post(
+        "/api/v1/public/tracking/supplements",
+        data={**c},
+        files=[("attachments", ("a.pdf", PDF, "application/pdf"))],
+    )
+    assert late.status_code == 409 and error_code(late) == "supplement_not_expected"
+    case = client.get(f"/api/v1/cases/{ref}", headers=token(client, CLERK)).json()
+    assert case["status"] == "closed"
+
+
+def test_throttle_rows_are_forgotten_after_the_window(backend: Backend, sealed: TestClient) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import func, select
+
+    from workflow.eservices.access import purge_expired
+    from workflow.eservices.models import AccessThrottle
+
+    client = sealed
+    c = creds(submit(client))
+    track(client, {"code": c["code"], "pin": "00000001"})
+    with backend.container.uow() as uow:
+        assert uow.session.scalar(select(func.count()).select_from(AccessThrottle)) == 2
+        assert purge_expired(uow) == 0  # still within the window
+        for row in uow.session.scalars(select(AccessThrottle)):
+            row.window_started_at -= timedelta(hours=1)
+        uow.flush()
+        assert purge_expired(uow) == 2
+        uow.commit()

@@ -18,7 +18,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, or_, select
 
 from workflow.db import utcnow
 from workflow.errors import DomainError
@@ -29,6 +29,7 @@ ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 CODE_LENGTH = 12
 PIN_LENGTH = 8
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
+PURGE_ONE_IN = 20  # failed logins that also forget expired throttle rows
 
 
 @dataclass(frozen=True)
@@ -174,6 +175,8 @@ def check_access(
         if code_row is not None:
             code_row.failures = 0
         return AccessResult(submission, None)
+    if secrets.randbelow(PURGE_ONE_IN) == 0:
+        purge_expired(uow, policy)  # keeps the table to the live window, without a timer
     rows = [
         _fail(uow, code_key, code_row, policy.per_code, policy, now),
         _fail(uow, client_key, client_row, policy.per_client, policy, now),
@@ -181,3 +184,15 @@ def check_access(
     uow.flush()
     until = _locked(list(rows), now)
     return AccessResult(None, locked_error(until) if until else AccessDenied())
+
+
+def purge_expired(uow: UnitOfWork, policy: ThrottlePolicy = ThrottlePolicy()) -> int:
+    """Forget throttle rows whose window and lock-out are over (periodic, by the worker)."""
+    now = utcnow()
+    result = uow.session.execute(
+        delete(AccessThrottle).where(
+            AccessThrottle.window_started_at < now - policy.window,
+            or_(AccessThrottle.locked_until.is_(None), AccessThrottle.locked_until < now),
+        )
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
