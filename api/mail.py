@@ -25,6 +25,8 @@ class SmtpMailer:
         self.timeout = settings.smtp_timeout_seconds
 
     def send(self, mail: Mail) -> None:
+        if any(c in mail.to for c in ',;<>\r\n"') or mail.to.count("@") != 1:
+            raise ValueError("one plain address expected")  # never a list a citizen typed in
         msg = EmailMessage()
         msg["From"] = self.sender
         msg["To"] = mail.to
@@ -45,4 +47,4 @@ class SmtpMailer:
                 smtp.starttls(context=ssl.create_default_context())
             if self.username:
                 smtp.login(self.username, self.password)
-            smtp.send_message(msg)
+            smtp.send_message(msg, to_addrs=[mail.to])

@@ -320,8 +320,9 @@ def test_bad_forms_are_refused_and_nothing_stored(backend: Backend, sealed: Test
     assert r.status_code == 422 and "pupil_name" in r.json()["error"]["details"]["fields"]
     r = submit(client, form={**FORMS["duplikat_legitymacji"], "is_admin": True})
     assert r.status_code == 422 and error_code(r) == "form_invalid"
-    r = submit(client, form={**FORMS["duplikat_legitymacji"], "applicant_email": "nie-email"})
-    assert r.status_code == 422 and "applicant_email" in r.json()["error"]["details"]["fields"]
+    for bad in ("nie-email", "a@x.org,ofiara@y.org", "a@x.org\nBcc: b@y.org", "<a@x.org>"):
+        r = submit(client, form={**FORMS["duplikat_legitymacji"], "applicant_email": bad})
+        assert r.status_code == 422 and "applicant_email" in r.json()["error"]["details"]["fields"]
     r = submit(client, form={**FORMS["duplikat_legitymacji"], "pupil_name": "Jan\x00Kowalski"})
     assert r.status_code == 422 and error_code(r) == "form_invalid"
     r = submit(client, form="{not json")
@@ -454,3 +455,20 @@ def test_throttle_rows_are_forgotten_after_the_window(backend: Backend, sealed: 
         uow.flush()
         assert purge_expired(uow) == 2
         uow.commit()
+
+
+def test_smtp_adapter_sends_to_one_plain_address_only() -> None:
+    from api.mail import SmtpMailer
+    from workflow.eservices.notifications import Mail
+    from workflow.settings import Settings
+
+    with smtp_server() as box:
+        mailer = SmtpMailer(Settings(smtp_host=box.host, smtp_port=box.port))
+        for bad in ("a@x.org,b@y.org", "a@x.org\r\nBcc: b@y.org", "Anna <a@x.org>", "a@@x.org"):
+            with pytest.raises(ValueError):
+                mailer.send(Mail(to=bad, subject="s", text="t"))
+        mailer.send(Mail(to="anna@example.org", subject="Sprawa ABCD: zażółć", text="treść"))
+        box.wait_for(1)
+    assert box.messages[0]["X-Envelope-To"] == "anna@example.org"
+    assert box.subjects() == ["Sprawa ABCD: zażółć"]
+    assert [b.strip() for b in box.bodies()] == ["treść"]

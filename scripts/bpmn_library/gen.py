@@ -406,7 +406,7 @@ APPLICANT = {
         "title": "Adres e-mail",
         "description": "Na ten adres wyślemy powiadomienia o zmianie statusu sprawy (bez danych osobowych).",
         "maxLength": 254,
-        "pattern": "^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$",
+        "pattern": "^[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(\\.[A-Za-z0-9-]+)*\\.[A-Za-z]{2,}$",
     },
     "applicant_address": text("Adres do korespondencji", 300, 5),
     "applicant_phone": {
