@@ -98,6 +98,9 @@ def test_catalogue_and_forms(client: TestClient) -> None:
     schema = client.get("/api/v1/public/services/skarga_wniosek/schema").json()
     assert "content" in schema["required"]
     assert error_code(client.get("/api/v1/public/services/nie_ma")) == "service_not_found"
+    documented = client.get("/openapi.json").json()["paths"]
+    assert "/api/v1/public/services/{code}/submissions" in documented
+    assert "/api/v1/public/tracking/supplements" in documented
 
 
 def test_every_service_end_to_end(
