@@ -15,11 +15,15 @@ import json
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from workflow.audit.models import AuditEntry
 from workflow.cases.models import Case
 from workflow.cases.service import WARSAW, CaseRecordEntry
 from workflow.errors import DomainError
+
+if TYPE_CHECKING:
+    from fpdf import FPDF
 
 FONT_CANDIDATES = (
     Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"),
@@ -111,20 +115,26 @@ dl {{ display: grid; grid-template-columns: max-content 1fr; gap: 0.2em 1em; }}
 """
 
 
-def record_pdf(case: Case, unit_name: str, entries: Sequence[CaseRecordEntry]) -> bytes:
+def new_pdf(title: str) -> FPDF:
+    """An A4 page in DejaVu Sans ("DejaVu", regular and "B"), Polish letters included."""
     from fpdf import FPDF
 
     font = next((p for p in FONT_CANDIDATES if p.exists()), None)
     if font is None:
         raise PdfFontMissing()
     pdf = FPDF(orientation="P", unit="mm", format="A4")
-    pdf.set_title(f"Metryka sprawy {case.reference}")
+    pdf.set_title(title)
     pdf.set_creator("ezd")
     pdf.add_font("DejaVu", "", str(font))
     bold = font.with_name("DejaVuSans-Bold.ttf")
     pdf.add_font("DejaVu", "B", str(bold if bold.exists() else font))
     pdf.set_auto_page_break(auto=True, margin=15)
     pdf.add_page()
+    return pdf
+
+
+def record_pdf(case: Case, unit_name: str, entries: Sequence[CaseRecordEntry]) -> bytes:
+    pdf = new_pdf(f"Metryka sprawy {case.reference}")
     pdf.set_font("DejaVu", "B", 14)
     pdf.cell(0, 10, f"Metryka sprawy {case.reference}", new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("DejaVu", "", 10)

@@ -96,21 +96,9 @@ def receipt_html(view: ReceiptView, pin: str | None) -> str:
 
 
 def receipt_pdf(view: ReceiptView, pin: str | None) -> bytes:
-    from fpdf import FPDF
+    from api.printing import new_pdf
 
-    from api.printing import FONT_CANDIDATES, PdfFontMissing
-
-    font = next((p for p in FONT_CANDIDATES if p.exists()), None)
-    if font is None:
-        raise PdfFontMissing()
-    pdf = FPDF(orientation="P", unit="mm", format="A4")
-    pdf.set_title(f"Potwierdzenie złożenia wniosku {display_code(view.tracking_code)}")
-    pdf.set_creator("ezd")
-    pdf.add_font("DejaVu", "", str(font))
-    bold = font.with_name("DejaVuSans-Bold.ttf")
-    pdf.add_font("DejaVu", "B", str(bold if bold.exists() else font))
-    pdf.set_auto_page_break(auto=True, margin=15)
-    pdf.add_page()
+    pdf = new_pdf(f"Potwierdzenie złożenia wniosku {display_code(view.tracking_code)}")
     pdf.set_font("DejaVu", "B", 14)
     pdf.multi_cell(0, 8, "Potwierdzenie złożenia wniosku", new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("DejaVu", "", 10)
