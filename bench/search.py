@@ -1,15 +1,16 @@
 """Search benchmark: indexing rate, query latency at N documents on both indices, and the cost
 of the HTTP API over the same raw Elasticsearch query.
 
-    .venv/bin/python bench/search.py [--docs 100000] [--queries 300]
+    .venv/bin/python bench/search.py [--docs 100000] [--queries 300] [--only embedded]
 
-Needs EZD_TEST_ES_URL (scripts/elasticsearch.sh up). Generates Polish letters, cases and
-documents (inflected subjects, senders, a paragraph of content) spread over the demo units;
-indexes them in batches of 500 into each adapter (the rebuild path: Polish analysis included);
-then runs a mix of queries (inflected words, two-word queries, phrases, prefixes, typos; a
-school clerk's unit filter, and the city auditor's view across units). Finally it serves the
-API (`ezd serve`, embedded database, the Elasticsearch index just built) and times
-`GET /api/v1/search` against the same query body sent raw with the client, one after the other.
+Needs EZD_TEST_ES_URL (scripts/elasticsearch.sh up) unless `--only embedded`. Generates
+Polish letters, cases and documents (inflected subjects, senders, a paragraph of content)
+spread over the demo units; indexes them in batches of 500 into each adapter (the rebuild
+path: Polish analysis included); then runs a mix of queries (inflected words, two-word
+queries, phrases, prefixes, typos; a school clerk's unit filter, and the city auditor's view
+across units). Finally it serves the API (`ezd serve`, embedded database, the Elasticsearch
+index just built) and times `GET /api/v1/search` against the same query body sent raw with
+the client, one after the other (not with `--only`).
 Prints JSON and writes bench/results/search-<time>.json.
 """
 
@@ -19,6 +20,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -218,15 +220,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--docs", type=int, default=100_000)
     ap.add_argument("--queries", type=int, default=300)
+    ap.add_argument(
+        "--only",
+        choices=["elasticsearch", "embedded"],
+        help="one adapter (embedded: no Elasticsearch needed, no API comparison)",
+    )
     args = ap.parse_args()
-    url = os.environ.get("EZD_TEST_ES_URL")
-    if not url:
-        sys.exit("EZD_TEST_ES_URL is not set: scripts/elasticsearch.sh up")
+    url = os.environ.get("EZD_TEST_ES_URL", "")
+    if not url and args.only != "embedded":
+        sys.exit("EZD_TEST_ES_URL is not set: scripts/elasticsearch.sh up (or --only embedded)")
     tmp = Path(tempfile.mkdtemp(prefix="ezd-bench-search-"))
     alias = f"ezd-bench-{uuid.uuid4().hex[:8]}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("EZD_")}
-    env.update({"EZD_DATA_DIR": str(tmp / "data"), "EZD_SEARCH_URL": url,
-                "EZD_SEARCH_INDEX": alias, "EZD_LOG_LEVEL": "warning"})  # fmt: skip
+    env.update({"EZD_DATA_DIR": str(tmp / "data"), "EZD_LOG_LEVEL": "warning"})
+    if args.only != "embedded":
+        env.update({"EZD_SEARCH_URL": url, "EZD_SEARCH_INDEX": alias})
     demo_install(tmp / "data", env)
     db = sqlite3.connect(tmp / "data" / "ezd.sqlite3")
     units = [(str(uuid.UUID(bytes=i) if isinstance(i, bytes) else uuid.UUID(i)), c)
@@ -236,19 +244,26 @@ def main() -> None:
     t0 = time.perf_counter()
     docs = generate(args.docs, units)
     result: dict[str, Any] = {"docs": args.docs, "generate_s": round(time.perf_counter() - t0, 1)}
-    es = ElasticsearchIndex(url, alias)
-    emb = EmbeddedIndex(tmp / "embedded")
+    es = ElasticsearchIndex(url, alias) if args.only != "embedded" else None
+    emb = EmbeddedIndex(tmp / "embedded") if args.only != "elasticsearch" else None
     reqs = requests_mix(args.queries, (sp58,))
     try:
         for name, index in (("elasticsearch", es), ("embedded", emb)):
+            if index is None:
+                continue
             rate = index_rate(index, docs)
             index.refresh()
             result[name] = {"index_docs_per_s": round(rate), **latencies(index, reqs)}
             print(name, result[name], flush=True)
-        result["api_vs_raw_es"] = api_vs_raw(es, env, sp58, min(args.queries, 200))
+        if es is not None:
+            result["api_vs_raw_es"] = api_vs_raw(es, env, sp58, min(args.queries, 200))
     finally:
-        es.es.indices.delete(index=f"{alias}*", ignore_unavailable=True, allow_no_indices=True)
-        es.close()
+        if es is not None:
+            es.es.indices.delete(index=f"{alias}*", ignore_unavailable=True, allow_no_indices=True)
+            es.close()
+        if emb is not None:
+            emb.close()
+        shutil.rmtree(tmp, ignore_errors=True)
     result = json.loads(json.dumps(result), parse_float=lambda s: round(float(s), 2))
     print(json.dumps(result, indent=2))
     out = ROOT / "bench" / "results" / f"search-{time.strftime('%Y%m%dT%H%M%S')}.json"

@@ -17,6 +17,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,34 @@ CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(
     tokenize = "unicode61 remove_diacritics 0"
 );
 CREATE VIRTUAL TABLE IF NOT EXISTS vocab USING fts5vocab(fts, 'col');
+-- What queries read, kept narrow (docs holds the stored source): the sort keys and the
+-- document's combination of filter and facet values, of which there are few.
+CREATE TABLE IF NOT EXISTS combos (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    unit_id TEXT NOT NULL,
+    unit TEXT NOT NULL,
+    jrwa TEXT,
+    status TEXT,
+    retention TEXT,
+    year INTEGER NOT NULL,
+    UNIQUE (kind, unit_id, unit, jrwa, status, retention, year)
+);
+CREATE TABLE IF NOT EXISTS meta (
+    rowid INTEGER PRIMARY KEY,
+    key TEXT NOT NULL,
+    date TEXT NOT NULL,
+    combo INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ix_meta_key ON meta (key);
+CREATE INDEX IF NOT EXISTS ix_meta_date ON meta (date, key);
+CREATE INDEX IF NOT EXISTS ix_meta_combo ON meta (combo, date);
+-- The form vocabulary for typo tolerance (fts5vocab reads whole doclists to count):
+-- n = how many (document, forms column) pairs hold the term.
+CREATE TABLE IF NOT EXISTS terms (term TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
 """
+SCHEMA_VERSION = 2  # 2: meta, combos and terms (filled from docs and fts when missing)
+COMBO_COLUMNS = ("kind", "unit_id", "unit", "jrwa", "status", "retention", "year")
 FACET_COLUMNS = {
     "type": "kind",
     "unit": "unit",
@@ -75,6 +103,7 @@ FACET_COLUMNS = {
     "year": "year",
 }
 FACET_SIZE = 50
+FACET_INDEX = {facet: COMBO_COLUMNS.index(col) for facet, col in FACET_COLUMNS.items()}
 WEIGHTS = "2.0, 2.0, 1.0, 1.0"  # bm25 column weights: head fields count double
 
 
@@ -113,8 +142,40 @@ class EmbeddedIndex(SearchIndex):
         )
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
-        conn.executescript(SCHEMA)
+        conn.execute("PRAGMA mmap_size=1073741824")
+        conn.execute("PRAGMA cache_size=-65536")
+        conn.execute("PRAGMA temp_store=MEMORY")
+        if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+            self._upgrade(conn)
         return conn
+
+    @staticmethod
+    def _upgrade(conn: sqlite3.Connection) -> None:
+        """Create the tables; in a file from before version 2, fill meta, combos and terms."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+                for statement in SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                cols = ", ".join(COMBO_COLUMNS)
+                conn.execute(
+                    f"INSERT OR IGNORE INTO combos ({cols}) SELECT DISTINCT {cols} FROM docs"
+                )
+                same = " AND ".join(f"c.{c} IS d.{c}" for c in COMBO_COLUMNS)
+                conn.execute(
+                    "INSERT OR IGNORE INTO meta (rowid, key, date, combo) SELECT d.rowid, d.key, "
+                    f"d.date, (SELECT c.id FROM combos c WHERE {same}) FROM docs d"
+                )
+                conn.execute(
+                    "INSERT OR IGNORE INTO terms (term, n) SELECT term, sum(doc) FROM vocab "
+                    "WHERE col IN ('head_forms', 'body_forms') GROUP BY term HAVING sum(doc) > 0"
+                )
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
     def _conn(self, file_name: str | None = None) -> sqlite3.Connection:
         """This thread's connection to `file_name` (default: the live generation)."""
@@ -154,9 +215,49 @@ class EmbeddedIndex(SearchIndex):
 
     # --- writes -------------------------------------------------------------------------------
 
-    def _write(self, conn: sqlite3.Connection, docs: Sequence[IndexDoc], replace: bool) -> None:
+    def _combo(self, conn: sqlite3.Connection, name: str, values: tuple[Any, ...]) -> int:
+        """The id of a combination of filter values in file `name` (ids never change)."""
+        caches: dict[str, dict[Any, int]] = self._local.__dict__.setdefault("combo_ids", {})
+        cache = caches.setdefault(name, {})
+        key = values
+        found = cache.get(key)
+        if found is None:
+            same = " AND ".join(f"{c} IS ?" for c in COMBO_COLUMNS)
+            row = conn.execute(f"SELECT id FROM combos WHERE {same}", values).fetchone()
+            if row is None:
+                cols = ", ".join(COMBO_COLUMNS)
+                marks = ",".join("?" * len(COMBO_COLUMNS))
+                row = (
+                    conn.execute(f"INSERT INTO combos ({cols}) VALUES ({marks})", values).lastrowid,
+                )
+            found = cache[key] = int(row[0])
+        return found
+
+    @staticmethod
+    def _forget(conn: sqlite3.Connection, rowid: int, terms: Counter[str]) -> None:
+        """Remove a document's row from fts, counting its forms out of the vocabulary."""
+        old = conn.execute("SELECT head_forms, body_forms FROM fts WHERE rowid = ?", (rowid,))
+        for column in old.fetchone() or ():
+            terms.subtract(set((column or "").split()))
+        conn.execute("DELETE FROM fts WHERE rowid = ?", (rowid,))
+
+    @staticmethod
+    def _count_terms(conn: sqlite3.Connection, terms: Counter[str]) -> None:
+        changed = [(t, n) for t, n in terms.items() if n]
+        conn.executemany(
+            "INSERT INTO terms (term, n) VALUES (?, ?) ON CONFLICT (term) DO UPDATE "
+            "SET n = n + excluded.n",
+            changed,
+        )
+        conn.executemany(
+            "DELETE FROM terms WHERE term = ? AND n <= 0", [(t,) for t, n in changed if n < 0]
+        )
+
+    def _write(self, name: str, docs: Sequence[IndexDoc], replace: bool) -> None:
+        conn = self._conn(name)
         conn.execute("BEGIN IMMEDIATE")
         try:
+            terms: Counter[str] = Counter()
             for d in docs:
                 row = conn.execute("SELECT rowid FROM docs WHERE key = ?", (d.key,)).fetchone()
                 if row is not None and not replace:
@@ -166,6 +267,9 @@ class EmbeddedIndex(SearchIndex):
                     d.key, d.kind, d.unit_id, d.unit, d.jrwa, d.status, d.retention,
                     d.date.isoformat(), d.year, d.fingerprint, json.dumps(src, ensure_ascii=False),
                 )  # fmt: skip
+                combo = self._combo(
+                    conn, name, (d.kind, d.unit_id, d.unit, d.jrwa, d.status, d.retention, d.year)
+                )
                 if row is None:
                     rowid = conn.execute(
                         "INSERT INTO docs (key, kind, unit_id, unit, jrwa, status, retention, "
@@ -174,27 +278,30 @@ class EmbeddedIndex(SearchIndex):
                     ).lastrowid
                 else:
                     rowid = row[0]
-                    conn.execute("DELETE FROM fts WHERE rowid = ?", (rowid,))
+                    self._forget(conn, rowid, terms)
                     conn.execute(
                         "UPDATE docs SET key=?, kind=?, unit_id=?, unit=?, jrwa=?, status=?, "
                         "retention=?, date=?, year=?, fingerprint=?, src=? WHERE rowid=?",
                         (*values, rowid),
                     )
+                conn.execute(
+                    "INSERT OR REPLACE INTO meta (rowid, key, date, combo) VALUES (?,?,?,?)",
+                    (rowid, d.key, d.date.isoformat(), combo),
+                )
                 f = analysed_fields(d)
+                head_forms = FIELD_GAP.join(f["head_forms"])
+                terms.update(set(head_forms.split()))
+                terms.update(set(f["body_forms"].split()))
                 conn.execute(
                     "INSERT INTO fts (rowid, head_forms, head_lemmas, body_forms, body_lemmas) "
                     "VALUES (?,?,?,?,?)",
-                    (
-                        rowid,
-                        FIELD_GAP.join(f["head_forms"]),
-                        f["head_lemmas"],
-                        f["body_forms"],
-                        f["body_lemmas"],
-                    ),
+                    (rowid, head_forms, f["head_lemmas"], f["body_forms"], f["body_lemmas"]),
                 )
+            self._count_terms(conn, terms)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
+            self._local.__dict__.get("combo_ids", {}).pop(name, None)  # ids rolled back
             raise
 
     def _targets(self) -> list[str]:
@@ -206,19 +313,26 @@ class EmbeddedIndex(SearchIndex):
             return
         self.ensure()
         for name in self._targets():
-            self._write(self._conn(name), docs, replace=True)
+            self._write(name, docs, replace=True)
 
     def delete(self, keys: Sequence[str]) -> None:
         self.ensure()
         for name in self._targets():
             conn = self._conn(name)
             conn.execute("BEGIN IMMEDIATE")
-            for key in keys:
-                row = conn.execute("SELECT rowid FROM docs WHERE key = ?", (key,)).fetchone()
-                if row:
-                    conn.execute("DELETE FROM fts WHERE rowid = ?", (row[0],))
-                    conn.execute("DELETE FROM docs WHERE rowid = ?", (row[0],))
-            conn.execute("COMMIT")
+            try:
+                terms: Counter[str] = Counter()
+                for key in keys:
+                    row = conn.execute("SELECT rowid FROM docs WHERE key = ?", (key,)).fetchone()
+                    if row:
+                        self._forget(conn, row[0], terms)
+                        conn.execute("DELETE FROM meta WHERE rowid = ?", (row[0],))
+                        conn.execute("DELETE FROM docs WHERE rowid = ?", (row[0],))
+                self._count_terms(conn, terms)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
 
     # --- rebuild ------------------------------------------------------------------------------
 
@@ -231,7 +345,7 @@ class EmbeddedIndex(SearchIndex):
 
     def add_to_rebuild(self, generation: str, docs: Sequence[IndexDoc]) -> None:
         # A document a live write already put there is newer than this one: keep it.
-        self._write(self._conn(generation), docs, replace=False)
+        self._write(generation, docs, replace=False)
 
     def finish_rebuild(self, generation: str) -> None:
         with self._write_lock:
@@ -265,8 +379,7 @@ class EmbeddedIndex(SearchIndex):
             return [c.form]
         first = c.form[:TYPO_PREFIX]
         rows = conn.execute(
-            "SELECT DISTINCT term FROM vocab WHERE term >= ? AND term < ? "
-            "AND col IN ('head_forms', 'body_forms') AND length(term) BETWEEN ? AND ?",
+            "SELECT term FROM terms WHERE term >= ? AND term < ? AND length(term) BETWEEN ? AND ?",
             (first, first + "\U0010ffff", len(c.form) - c.distance, len(c.form) + c.distance),
         ).fetchall()
         scored = []
@@ -293,70 +406,107 @@ class EmbeddedIndex(SearchIndex):
 
     def search(self, request: SearchRequest) -> SearchResult:
         try:
-            conn = self._conn()
-            return self._search(conn, request)
+            name = self._pointer("current")
+            conn = self._conn(name)
+            return self._search(conn, name or self._pointer("current") or "", request)
         except sqlite3.OperationalError as e:
             raise SearchUnavailable(details={"error": str(e)}) from e
 
-    def _search(self, conn: sqlite3.Connection, r: SearchRequest) -> SearchResult:
+    def _combo_values(
+        self, conn: sqlite3.Connection, name: str, ids: Sequence[int]
+    ) -> dict[int, tuple[Any, ...]]:
+        """Filter and facet values by combination id (cached: ids never change in a file)."""
+        caches: dict[str, dict[int, tuple[Any, ...]]] = self._local.__dict__.setdefault(
+            "combos", {}
+        )
+        cache = caches.setdefault(name, {})
+        if any(i not in cache for i in ids):
+            cols = ", ".join(COMBO_COLUMNS)
+            for row in conn.execute(f"SELECT id, {cols} FROM combos"):
+                cache[row[0]] = tuple(row[1:])
+        return cache
+
+    def _search(self, conn: sqlite3.Connection, name: str, r: SearchRequest) -> SearchResult:
         q: AnalysedQuery | None = analyse_query(r.query) if not r.query.is_empty else None
-        where, params = self._filters(r)
+        if r.unit_ids is not None and not r.unit_ids:
+            return SearchResult(
+                total=0, hits=[], facets={f: [] for f in FACETS} if r.facets else {}
+            )
+        conds, params = self._filters(r)
         if q is not None:
             match = " AND ".join(self._match(conn, c) for c in q.must)
             if q.must_not:
                 match = f"({match}) NOT ({' OR '.join(self._match(conn, c) for c in q.must_not)})"
-            source = (
-                f"SELECT fts.rowid AS rid, -bm25(fts, {WEIGHTS}) AS score "
-                "FROM fts WHERE fts MATCH ?"
-            )
+            # CROSS JOIN: from the full-text matches to their rows, never the other way round.
+            source = "FROM fts CROSS JOIN meta m ON m.rowid = fts.rowid WHERE fts MATCH ?"
             params = [match, *params]
         else:
-            source = "SELECT rowid AS rid, 0.0 AS score FROM docs"
-        conn.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS hits (rid INTEGER PRIMARY KEY, score REAL, "
-            "key TEXT, date TEXT)"
-        )
-        conn.execute("DELETE FROM temp.hits")
-        conn.execute(
-            f"INSERT INTO temp.hits SELECT m.rid, m.score, d.key, d.date FROM ({source}) m "
-            f"JOIN docs d ON d.rowid = m.rid WHERE {where}",
-            params,
-        )
-        total = conn.execute("SELECT count(*) FROM temp.hits").fetchone()[0]
+            source = "FROM meta m WHERE 1=1"
+        where = " ".join([source, *(f"AND {c}" for c in conds)])
+        # Totals and facets from one aggregate over the (few) combinations of facet values.
+        counts = conn.execute(
+            f"SELECT m.combo, count(*) {where} GROUP BY m.combo", params
+        ).fetchall()
+        total = sum(n for _c, n in counts)
         facets: dict[str, list[tuple[str, int]]] = {}
         if r.facets:
+            values = self._combo_values(conn, name, [c for c, _n in counts])
             for facet in FACETS:
-                col = FACET_COLUMNS[facet]
-                rows = conn.execute(
-                    f"SELECT d.{col}, count(*) AS n FROM temp.hits h JOIN docs d "
-                    f"ON d.rowid = h.rid WHERE d.{col} IS NOT NULL GROUP BY d.{col} "
-                    f"ORDER BY n DESC, CAST(d.{col} AS TEXT) LIMIT {FACET_SIZE}"
-                ).fetchall()
-                facets[facet] = [(str(v), n) for v, n in rows]
+                i = FACET_INDEX[facet]
+                per: Counter[Any] = Counter()
+                for combo, n in counts:
+                    v = values[combo][i]
+                    if v is not None:
+                        per[v] += n
+                top = sorted(per.items(), key=lambda vn: (-vn[1], str(vn[0])))[:FACET_SIZE]
+                facets[facet] = [(str(v), n) for v, n in top]
+        # The page: only its rows are scored when sorting by date, and only they are read whole.
+        by_score = r.sort == "relevance" and q is not None
+        if q is None:
+            score_sql = "0.0"
+        elif by_score:
+            score_sql = f"-bm25(fts, {WEIGHTS})"
+        else:
+            score_sql = "NULL"
+        rid = "fts.rowid" if q is not None else "m.rowid"
         order, after, after_params = self._order(r)
-        rows = conn.execute(
-            f"SELECT h.score, h.key, h.date, d.src FROM temp.hits h JOIN docs d "
-            f"ON d.rowid = h.rid {after} ORDER BY {order} LIMIT ?",
-            [*after_params, r.size],
+        page = conn.execute(
+            f"SELECT rid, score, key, date FROM (SELECT {rid} AS rid, {score_sql} AS score, "
+            f"m.key AS key, m.date AS date {where}) {after} ORDER BY {order} LIMIT ?",
+            [*params, *after_params, r.size],
         ).fetchall()
+        rids = [row[0] for row in page]
+        marks = ",".join("?" * len(rids))
+        scores: dict[int, float] = {}
+        if q is not None and not by_score and rids:
+            # `+rowid`: filtered here, not by FTS5, which would rerun the query once per rowid.
+            scores = dict(
+                conn.execute(
+                    f"SELECT rowid, -bm25(fts, {WEIGHTS}) FROM fts WHERE fts MATCH ? "
+                    f"AND rowid BETWEEN ? AND ? AND +rowid IN ({marks})",
+                    [params[0], min(rids), max(rids), *rids],
+                ).fetchall()
+            )
+        srcs = dict(conn.execute(f"SELECT rowid, src FROM docs WHERE rowid IN ({marks})", rids))
         hits = []
-        for score, key, day, src in rows:
+        for rowid, score, key, day in page:
+            if score is None:
+                score = scores[rowid]
             sort_value = score if r.sort == "relevance" else day
-            hits.append(make_hit(json.loads(src), score, (sort_value, key), q))
+            hits.append(make_hit(json.loads(srcs[rowid]), score, (sort_value, key), q))
         return SearchResult(total=total, hits=hits, facets=facets)
 
     @staticmethod
-    def _filters(r: SearchRequest) -> tuple[str, list[Any]]:
-        clauses: list[str] = ["1=1"]
+    def _filters(r: SearchRequest) -> tuple[list[str], list[Any]]:
+        """Conditions on `meta m`: the combination's values (a small table) and the date."""
+        combo: list[str] = []
         params: list[Any] = []
 
         def any_of(column: str, values: Sequence[Any]) -> None:
-            clauses.append(f"d.{column} IN ({','.join('?' * len(values))})")
+            combo.append(f"c.{column} IN ({','.join('?' * len(values))})")
             params.extend(values)
 
         if r.unit_ids is not None:
-            if not r.unit_ids:
-                return "0=1", []
             any_of("unit_id", r.unit_ids)
         f = r.filters
         if f.units:
@@ -368,28 +518,30 @@ class EmbeddedIndex(SearchIndex):
         if f.retention:
             any_of("retention", f.retention)
         if f.jrwa:
-            clauses.append("(" + " OR ".join("substr(d.jrwa, 1, ?) = ?" for _ in f.jrwa) + ")")
+            combo.append("(" + " OR ".join("substr(c.jrwa, 1, ?) = ?" for _ in f.jrwa) + ")")
             for j in f.jrwa:
                 params.extend([len(j), j])
+        conds = (
+            [f"m.combo IN (SELECT c.id FROM combos c WHERE {' AND '.join(combo)})"] if combo else []
+        )
         if f.date_from:
-            clauses.append("d.date >= ?")
+            conds.append("m.date >= ?")
             params.append(f.date_from.isoformat())
         if f.date_to:
-            clauses.append("d.date <= ?")
+            conds.append("m.date <= ?")
             params.append(f.date_to.isoformat())
-        return " AND ".join(clauses), params
+        return conds, params
 
     @staticmethod
     def _order(r: SearchRequest) -> tuple[str, str, list[Any]]:
         a = r.search_after
         if r.sort == "relevance":
-            order = "h.score DESC, h.key ASC"
-            cond = "WHERE (h.score < ? OR (h.score = ? AND h.key > ?))"
-            return order, cond if a else "", [a[0], a[0], a[1]] if a else []
-        if r.sort == "date_desc":
-            order = "h.date DESC, h.key ASC"
-            cond = "WHERE (h.date < ? OR (h.date = ? AND h.key > ?))"
+            order = "score DESC, key ASC"
+            cond = "WHERE (score < ? OR (score = ? AND key > ?))"
+        elif r.sort == "date_desc":
+            order = "date DESC, key ASC"
+            cond = "WHERE (date < ? OR (date = ? AND key > ?))"
         else:
-            order = "h.date ASC, h.key ASC"
-            cond = "WHERE (h.date > ? OR (h.date = ? AND h.key > ?))"
+            order = "date ASC, key ASC"
+            cond = "WHERE (date > ? OR (date = ? AND key > ?))"
         return order, cond if a else "", [a[0], a[0], a[1]] if a else []
