@@ -5,18 +5,16 @@ schools and a kindergarten, a user for every role in every unit (`<role>.<unit c
 
 from __future__ import annotations
 
-import hashlib
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 
+from workflow.documents.service import spooled
 from workflow.engine.runtime import Engine
 from workflow.org.models import Department, Role, RoleAssignment, Unit, UnitKind, User
 from workflow.org.repository import OrgRepository
 from workflow.org.service import hash_password, principal_for
-from workflow.ports import BlobStore, SpooledUpload
+from workflow.ports import BlobStore
 from workflow.principal import SYSTEM
 from workflow.processes.service import start_process
 from workflow.registry.schemas import Party, RegisterIncoming
@@ -198,26 +196,15 @@ def seed_demo_organisation(uow: UnitOfWork) -> list[str]:
 def _register_letters(
     uow: UnitOfWork, store: BlobStore, repo: OrgRepository, engine: Engine | None
 ) -> None:
-    with tempfile.TemporaryDirectory(prefix="ezd-demo-") as tmp:
-        for n, (unit_code, subject, sender, kind, jrwa, new_case, channel) in enumerate(LETTERS):
-            clerk = repo.user_by_username(demo_username(Role.clerk, unit_code))
-            assert clerk is not None
-            uow.actor = principal_for(repo, clerk)
-            body = (
-                f"{sender}\n\n{subject}\n\nTreść pisma przykładowego nr {n + 1}, "
-                "wygenerowanego dla wersji demonstracyjnej ezd.\n"
-            ).encode()
-            path = Path(tmp) / f"pismo-{n + 1}.txt"
-            path.write_bytes(body)
-            upload = SpooledUpload(
-                path=path,
-                file_name=f"pismo-{n + 1}.txt",
-                declared_type="text/plain",
-                detected_type="text/plain",
-                size=len(body),
-                sha256=hashlib.sha256(body).hexdigest(),
-                md5=hashlib.md5(body, usedforsecurity=False).hexdigest(),
-            )
+    for n, (unit_code, subject, sender, kind, jrwa, new_case, channel) in enumerate(LETTERS):
+        clerk = repo.user_by_username(demo_username(Role.clerk, unit_code))
+        assert clerk is not None
+        uow.actor = principal_for(repo, clerk)
+        body = (
+            f"{sender}\n\n{subject}\n\nTreść pisma przykładowego nr {n + 1}, "
+            "wygenerowanego dla wersji demonstracyjnej ezd.\n"
+        ).encode()
+        with spooled(body, f"pismo-{n + 1}.txt", "text/plain") as upload:
             registered = register_incoming_item(
                 uow,
                 store,
@@ -232,8 +219,8 @@ def _register_letters(
                 ),
                 [upload],
             )
-            if engine is not None and registered.case is not None and new_case:
-                unit = repo.unit(registered.case.unit_id)
-                assert unit is not None
-                start_process(uow, engine, "incoming_letter", unit, case=registered.case)
+        if engine is not None and registered.case is not None and new_case:
+            unit = repo.unit(registered.case.unit_id)
+            assert unit is not None
+            start_process(uow, engine, "incoming_letter", unit, case=registered.case)
     uow.actor = SYSTEM

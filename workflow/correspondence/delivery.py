@@ -33,11 +33,11 @@ from typing import Any
 from workflow.cases.models import Case
 from workflow.cases.repository import CaseRepository
 from workflow.cases.service import WARSAW
-from workflow.correspondence.service import receive_official_letter, spooled
+from workflow.correspondence.service import receive_official_letter
 from workflow.db import utcnow
 from workflow.documents.models import Document
 from workflow.documents.repository import DocumentRepository
-from workflow.documents.service import DocumentMeta, create_document, store_uploads
+from workflow.documents.service import DocumentMeta, create_document, spooled, store_uploads
 from workflow.engine.runtime import Engine
 from workflow.errors import ValidationFailed
 from workflow.letters.letter import Letter, Party, build_letter_xml

@@ -10,20 +10,16 @@ letter, or a letter addressed to another unit, is refused.
 
 from __future__ import annotations
 
-import hashlib
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 from workflow.cases.models import Case, CaseStatus
 from workflow.cases.repository import CaseRepository
 from workflow.documents.repository import DocumentRepository
+from workflow.documents.service import spooled
 from workflow.errors import ValidationFailed
 from workflow.letters.letter import Letter, parse_letter_xml
 from workflow.org.models import Unit
-from workflow.ports import BlobStore, SpooledUpload
+from workflow.ports import BlobStore
 from workflow.registry.schemas import Party, RegisterIncoming
 from workflow.registry.service import RegisteredItem, register_incoming_item
 from workflow.signing.report import VerificationReport
@@ -43,23 +39,6 @@ class ReceivedLetter:
     registered: RegisteredItem
     letter: Letter
     report: VerificationReport
-
-
-@contextmanager
-def spooled(data: bytes, file_name: str, media_type: str) -> Iterator[SpooledUpload]:
-    """Bytes made in ezd (a signed letter, a receipt) as an upload for the blob store."""
-    with tempfile.TemporaryDirectory(prefix="ezd-letter-") as tmp:
-        path = Path(tmp) / "file"
-        path.write_bytes(data)
-        yield SpooledUpload(
-            path=path,
-            file_name=file_name.replace("/", "-")[:200],
-            declared_type=media_type,
-            detected_type=media_type,
-            size=len(data),
-            sha256=hashlib.sha256(data).hexdigest(),
-            md5=hashlib.md5(data, usedforsecurity=False).hexdigest(),
-        )
 
 
 def answered_case(uow: UnitOfWork, unit: Unit, letter: Letter) -> Case | None:

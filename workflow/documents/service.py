@@ -8,12 +8,16 @@ grace period. So a committed row always has its blob (invariant 1).
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import tempfile
 import uuid
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import partial
+from pathlib import Path
 
 from workflow.db import new_id, utcnow
 from workflow.documents.filetypes import dcmi_type
@@ -37,6 +41,24 @@ class StoredFile:
 def new_blob_key() -> str:
     now = utcnow()
     return f"{BLOB_PREFIX}{now:%Y/%m}/{uuid.uuid4().hex}"
+
+
+@contextmanager
+def spooled(data: bytes, file_name: str, media_type: str) -> Iterator[SpooledUpload]:
+    """Bytes made in ezd (a signed letter, a receipt, a form, demo data) as an upload for
+    `store_uploads`, in a temporary file removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="ezd-made-") as tmp:
+        path = Path(tmp) / "file"
+        path.write_bytes(data)
+        yield SpooledUpload(
+            path=path,
+            file_name=file_name.replace("/", "-")[:200],
+            declared_type=media_type,
+            detected_type=media_type,
+            size=len(data),
+            sha256=hashlib.sha256(data).hexdigest(),
+            md5=hashlib.md5(data, usedforsecurity=False).hexdigest(),
+        )
 
 
 def store_uploads(

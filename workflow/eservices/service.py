@@ -12,8 +12,7 @@ import hashlib
 import json
 import unicodedata
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -26,7 +25,7 @@ from workflow.cases.service import WARSAW
 from workflow.db import utcnow
 from workflow.documents.models import Document
 from workflow.documents.repository import DocumentRepository
-from workflow.documents.service import DocumentMeta, create_document, store_uploads
+from workflow.documents.service import DocumentMeta, create_document, spooled, store_uploads
 from workflow.engine.runtime import Engine
 from workflow.errors import Conflict, DomainError, NotFound, ValidationFailed
 from workflow.eservices import access
@@ -188,15 +187,6 @@ def check_uploads(uploads: Sequence[SpooledUpload], max_files: int) -> None:
             )
 
 
-@contextmanager
-def made_file(data: bytes, file_name: str, media_type: str) -> Iterator[SpooledUpload]:
-    """Bytes made in ezd (the form, a receipt, a decision) as an upload for the blob store."""
-    from workflow.correspondence.service import spooled
-
-    with spooled(data, file_name, media_type) as up:
-        yield up
-
-
 def _summary(service: Service, form: dict[str, Any]) -> str:
     """The form as readable lines for the register's notes (shown, escaped, to staff)."""
     props = service.schema.get("properties", {})
@@ -287,7 +277,7 @@ def submit(
         case_title=f"{service.title}: {applicant}"[:500],
         notes=_summary(service, form),
     )
-    with made_file(form_bytes, "wniosek.json", "application/json") as form_file:
+    with spooled(form_bytes, "wniosek.json", "application/json") as form_file:
         registered = register_incoming_item(uow, store, cmd, [form_file, *uploads])
     case = registered.case
     assert case is not None
@@ -392,7 +382,7 @@ def _seal_and_keep(
 ) -> tuple[bytes, Document]:
     """Sign XML made by ezd with the unit's seal and keep it as a document of the case."""
     data = sign_enveloped(unsigned, sealer.identity(uow, unit), tsa_url=sealer.tsa_url)
-    with made_file(data, file_name, XML) as up:
+    with spooled(data, file_name, XML) as up:
         (stored,) = store_uploads(uow, store, [up])
         doc = create_document(
             uow,
