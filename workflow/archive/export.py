@@ -45,10 +45,6 @@ class ExportResult:
     bytes: int
 
 
-def _iso(value: object) -> str:
-    return value.isoformat() if hasattr(value, "isoformat") else str(value)
-
-
 def _document_xml(
     doc: Document, versions: list[tuple[DocumentVersion, Blob, str]], report_file: str | None
 ) -> bytes:

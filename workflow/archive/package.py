@@ -27,7 +27,7 @@ import json
 import re
 import tarfile
 import zipfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
@@ -85,13 +85,6 @@ class PackageWriter(Protocol):
         """Store the file at `path` (posix, relative); return its SHA-256 and size."""
 
     def close(self) -> None: ...
-
-
-def _hashing(chunks: Iterable[bytes]) -> Iterator[tuple[bytes, hashlib._Hash]]:
-    digest = hashlib.sha256()
-    for chunk in chunks:
-        digest.update(chunk)
-        yield chunk, digest
 
 
 class FolderWriter:

@@ -91,16 +91,7 @@ class ArchiveRepository:
         )
 
     def blobs_of_case(self, case_id: uuid.UUID) -> Sequence[tuple[Document, DocumentVersion, Blob]]:
-        return [
-            (d, v, b)
-            for d, v, b in self.session.execute(
-                select(Document, DocumentVersion, Blob)
-                .join(DocumentVersion, DocumentVersion.document_id == Document.id)
-                .join(Blob, Blob.id == DocumentVersion.blob_id)
-                .where(Document.case_id == case_id)
-                .order_by(Document.identifier, DocumentVersion.version_no)
-            ).all()
-        ]
+        return self.blobs_of_cases([case_id])[case_id]
 
     def blobs_of_cases(
         self, case_ids: Sequence[uuid.UUID]

@@ -81,10 +81,4 @@ class AuditRepository:
         )
 
     def for_case(self, case_id: uuid.UUID) -> Sequence[AuditEntry]:
-        return (
-            self.session.execute(
-                select(AuditEntry).where(AuditEntry.case_id == case_id).order_by(AuditEntry.seq)
-            )
-            .scalars()
-            .all()
-        )
+        return self.for_cases([case_id])[case_id]
