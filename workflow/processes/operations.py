@@ -7,7 +7,6 @@ and case, inside the caller's transaction, and returns plain data for the task's
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -279,7 +278,7 @@ def call_operation(ctx: OperationContext, name: str, params: dict[str, Any]) -> 
     # the roles the operation's own service checks (a headteacher registering an outgoing item).
     actor, ctx.uow.actor = ctx.uow.actor, SYSTEM
     try:
-        result = op(dataclasses.replace(ctx, actor=actor), params)
+        result = op(ctx, params)
         savepoint.commit()
         return result
     except OperationFailed as e:
