@@ -254,14 +254,20 @@ def close_case(
     return case
 
 
-REOPENING_ROLES = (Role.clerk, Role.headteacher, Role.city_officer)
+# Who may close a case by hand (a process closes it as ezd) or reopen it.
+CLOSING_ROLES = (Role.clerk, Role.headteacher, Role.city_officer)
+
+
+def close_case_by_hand(uow: UnitOfWork, case: Case, reason: str) -> Case:
+    uow.actor.require_role(case.unit_id, *CLOSING_ROLES)
+    return close_case(uow, case, reason)
 
 
 def reopen_case(uow: UnitOfWork, case: Case, reason: str) -> Case:
     """Reopen a closed case (wznowienie) with a reason; an archived case stays closed."""
     from workflow.archive.repository import ArchiveRepository
 
-    uow.actor.require_role(case.unit_id, *REOPENING_ROLES)
+    uow.actor.require_role(case.unit_id, *CLOSING_ROLES)
     if case.status != "closed":
         raise Conflict(
             f"Sprawa {case.reference} nie jest zakończona.",
