@@ -378,7 +378,6 @@ FORMS = {
 }
 
 
-
 # =========================================================================== e-services
 # Citizen-facing forms (bpmn/eservices/<code>.schema.json) and the catalogue that names each
 # service's process, JRWA class and statutory deadline (bpmn/eservices/catalogue.json).
@@ -473,7 +472,15 @@ SERVICE_FORMS = {
             },
             "reasons": text("Uzasadnienie", 5000, 1),
         },
-        ["pupil_name", "pupil_pesel", "pupil_birth_date", "pupil_address", "grade", "school_year", "reasons"],
+        [
+            "pupil_name",
+            "pupil_pesel",
+            "pupil_birth_date",
+            "pupil_address",
+            "grade",
+            "school_year",
+            "reasons",
+        ],
     ),
     "zwrot_kosztow_dowozu": citizen_form(
         "Wniosek o zwrot kosztów przewozu ucznia niepełnosprawnego",
@@ -501,7 +508,15 @@ SERVICE_FORMS = {
                 "pattern": "^[0-9]{26}$",
             },
         },
-        ["pupil_name", "certificate_number", "route", "distance_km", "period_from", "period_to", "bank_account"],
+        [
+            "pupil_name",
+            "certificate_number",
+            "route",
+            "distance_km",
+            "period_from",
+            "period_to",
+            "bank_account",
+        ],
     ),
     "skarga_wniosek": citizen_form(
         "Skarga lub wniosek",
@@ -561,7 +576,23 @@ def catalogue():
         ]
     }
 
+
 # =========================================================================== processes
+def dispatch_steps(p, user_task, col):
+    """The clerk sends the registered reply (`outgoing_number`), then ezd records the dispatch:
+    the case may close only once every outgoing item is sent."""
+    p.user(user_task, "Wysyłka odpowiedzi", S, col, form="outgoing_dispatch")
+    p.service(
+        "mark_dispatched",
+        "Odnotowanie wysyłki",
+        S,
+        col + 1,
+        "dispatch_outgoing_item",
+        "dispatched",
+        [("number", "str", "outgoing_number"), ("dispatched_on", "str", "dispatched_on")],
+    )
+
+
 def incoming_letter():
     p = Proc(
         "incoming_letter",
@@ -613,16 +644,7 @@ def incoming_letter():
         "outgoing_number",
         [("addressee", "str", "reply_addressee"), ("subject", "str", "subject")],
     )
-    p.user("dispatch_reply", "Wysyłka odpowiedzi", S, 8, form="outgoing_dispatch")
-    p.service(
-        "mark_dispatched",
-        "Odnotowanie wysyłki",
-        S,
-        9,
-        "dispatch_outgoing_item",
-        "dispatched",
-        [("number", "str", "outgoing_number"), ("dispatched_on", "str", "dispatched_on")],
-    )
+    dispatch_steps(p, "dispatch_reply", 8)
     p.service(
         "finish_case",
         "Zamknięcie sprawy",
@@ -1159,16 +1181,7 @@ def complaint():
         "outgoing_number",
         [("addressee", "str", "complainant"), ("subject", "str", "subject")],
     )
-    p.user("dispatch_answer", "Wysyłka odpowiedzi", S, 6, form="outgoing_dispatch")
-    p.service(
-        "mark_dispatched",
-        "Odnotowanie wysyłki",
-        S,
-        7,
-        "dispatch_outgoing_item",
-        "dispatched",
-        [("number", "str", "outgoing_number"), ("dispatched_on", "str", "dispatched_on")],
-    )
+    dispatch_steps(p, "dispatch_answer", 6)
     p.service(
         "notify_complainant",
         "Powiadomienie skarżącego",
@@ -1254,13 +1267,10 @@ def records_disposal():
     p.flow("flow_approve_record", "approve", "record_decision")
     p.flow("flow_record_gateway", "record_decision", "approved")
     p.flow("flow_rejected", "approved", "rejected_end", "Nie", default=True)
-    p.flow(
-        "flow_approved", "approved", "record_consent", "Tak", cond='decision == "approve"'
-    )
+    p.flow("flow_approved", "approved", "record_consent", "Tak", cond='decision == "approve"')
     p.flow("flow_consent_dispose", "record_consent", "dispose")
     p.flow("flow_dispose_end", "dispose", "end")
     return p
-
 
 
 def status(p, id, name, lane, col, value, row=0, note=None):
