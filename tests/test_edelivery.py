@@ -7,7 +7,6 @@ backends."""
 from __future__ import annotations
 
 import hashlib
-import subprocess
 import uuid
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from tests.test_process_library import (
     instance,
 )
 from tests.test_processes import HANDLER, HEAD, inbox, new_case, only, start, token
+from tests.test_xades_sign import assert_xmlsec1_ok
 from tests.tsa_server import RunningTsa, tsa_fixture  # noqa: F401  (the `tsa` fixture)
 from workflow.correspondence import delivery
 from workflow.documents.models import Document
@@ -36,8 +36,6 @@ from workflow.letters.receipt import parse_receipt_xml
 from workflow.registry.models import IncomingItem, OutgoingItem
 from workflow.signing.service import trust_store
 from workflow.signing.verify import verify_xades
-
-XMLSEC1 = "/usr/bin/xmlsec1"
 
 
 def _outgoing(client: TestClient, who: str, unit: str) -> list[dict[str, Any]]:
@@ -90,16 +88,6 @@ def _incoming_document(client: TestClient, who: str, item: dict[str, Any]) -> di
     return dict(r.json())
 
 
-def _verify_with_xmlsec1(signed: bytes, tmp: Path, *roots: Path) -> None:
-    path = tmp / f"{uuid.uuid4().hex}.xml"
-    path.write_bytes(signed)
-    args = [XMLSEC1, "--verify", "--enabled-reference-uris", "same-doc,empty"]
-    for root in roots:
-        args += ["--trusted-pem", str(root)]
-    result = subprocess.run([*args, str(path)], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0 and "OK" in result.stderr, result.stderr
-
-
 def _check_letter_and_receipt(
     backend: Backend,
     item: dict[str, Any],
@@ -137,7 +125,9 @@ def _check_letter_and_receipt(
         seal = pki.seal if signer == "SP58" else pki.seal_ec
         der = seal.cert.public_bytes(serialization.Encoding.DER)
         assert report.signer_certificate_sha256 == hashlib.sha256(der).hexdigest()
-        _verify_with_xmlsec1(data, tmp, pki.root.cert_path, pki.intermediate.cert_path)
+        signed_file = tmp / f"{uuid.uuid4().hex}.xml"
+        signed_file.write_bytes(data)
+        assert_xmlsec1_ok(signed_file, pki)
     receipt = parse_receipt_xml(receipt_xml)
     assert str(receipt.document_id) == item["letter_id"]
     assert receipt.document_sha256 == hashlib.sha256(signed).hexdigest()
