@@ -28,6 +28,7 @@ lint: install
 	.venv/bin/ruff check .
 	.venv/bin/mypy
 	.venv/bin/lint-imports
+	scripts/audit.sh
 
 # MinIO is built from the Go module proxy once per machine (minutes when cold) and the
 # storage tests run against it as well as SeaweedFS.
