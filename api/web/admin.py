@@ -21,7 +21,7 @@ from api.routers.org import DepartmentIn, RoleIn, UnitIn, UserIn
 from api.routers.uploads import multipart_upload
 from api.web.deps import web_router
 from api.web.render import PREFIX, pick_message, redirect, render, translate
-from api.web.security import CSRF_FIELD, check_csrf
+from api.web.security import CSRF_FIELD, check_csrf, checks_csrf_after_upload
 from workflow.cases.service import WARSAW
 from workflow.db import utcnow
 from workflow.errors import DomainError, Forbidden
@@ -276,6 +276,7 @@ def _upload_parts(files: list[Any]) -> dict[str, Any]:
 
 
 @router.post("/admin/processes")
+@checks_csrf_after_upload
 async def upload_definition(request: Request, actor: Actor) -> Response:
     """Preview (default) or deploy the uploaded definition with its forms."""
     c = container(request)
@@ -362,6 +363,7 @@ def signing_page(request: Request, uow: UoW, actor: Actor, unit: str | None = No
 
 
 @router.post("/admin/signing/{code}/keys")
+@checks_csrf_after_upload
 async def import_key(code: str, request: Request, actor: Actor) -> Response:
     settings = container(request).settings
     back = f"{PREFIX}/admin/signing?unit={code}"

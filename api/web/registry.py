@@ -14,7 +14,7 @@ from api.deps import Actor, UoW, container, run_in_transaction
 from api.routers.uploads import multipart_upload
 from api.web.deps import web_router
 from api.web.render import PREFIX, pick_message, redirect, render, translate
-from api.web.security import CSRF_FIELD, check_csrf
+from api.web.security import CSRF_FIELD, check_csrf, checks_csrf_after_upload
 from workflow.cases.service import WARSAW
 from workflow.db import utcnow
 from workflow.errors import DomainError
@@ -107,6 +107,7 @@ FIELD_OF = {
 
 
 @router.post("/register")
+@checks_csrf_after_upload
 async def register_submit(request: Request, actor: Actor) -> Response:
     c = container(request)
     async with multipart_upload(request) as form:

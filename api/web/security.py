@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
+from typing import TypeVar
 
 from starlette.requests import Request
 
@@ -23,6 +25,7 @@ CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 PRE_SESSION_COOKIE = "ezd_csrf"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+F = TypeVar("F", bound=Callable[..., object])
 
 
 class CsrfFailed(DomainError):
@@ -70,18 +73,28 @@ def check_csrf(request: Request, submitted: str | None) -> None:
         raise CsrfFailed()
 
 
+def checks_csrf_after_upload(endpoint: F) -> F:
+    """Marks an endpoint that streams its multipart body itself and then calls
+    `check_csrf(request, form.fields.get(CSRF_FIELD))` when `request.state.csrf_pending`."""
+    endpoint.__dict__["ezd_csrf_after_upload"] = True
+    return endpoint
+
+
 async def csrf_protect(request: Request) -> None:
     """Router dependency: every unsafe request carries the header or the form field.
-    Multipart bodies are streamed by the upload parser, so their field is checked by the
-    endpoint after parsing (`check_csrf(request, form.fields.get(CSRF_FIELD))`) unless the
-    header came along."""
+    Multipart bodies of the upload endpoints (`checks_csrf_after_upload`) are streamed by the
+    upload parser, so their field is checked by the endpoint after parsing unless the header
+    came along; any other endpoint's multipart body is parsed and checked here."""
     if request.method in SAFE_METHODS:
         return
     if request.headers.get(CSRF_HEADER):
         check_csrf(request, None)
         return
     ctype = request.headers.get("content-type", "")
-    if ctype.startswith("multipart/form-data"):
+    endpoint = request.scope.get("endpoint")
+    if ctype.startswith("multipart/form-data") and getattr(
+        endpoint, "ezd_csrf_after_upload", False
+    ):
         request.state.csrf_pending = True
         check_origin(request)
         return
