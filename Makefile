@@ -63,3 +63,10 @@ bench-archive: install services-up
 
 clean:
 	rm -rf .venv .tools .data .pytest_cache .mypy_cache .ruff_cache
+
+# Load: 200 simulated staff of 10 schools (think time exp. mean 8 s) for 60 s + 240 s against
+# ezd serve (2 API processes) + ezd worker on PostgreSQL + S3 + Elasticsearch.
+.PHONY: bench-load
+bench-load: install services-up
+	set -a; . .services/env; set +a; \
+	.venv/bin/python bench/load.py

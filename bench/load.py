@@ -710,6 +710,15 @@ class CpuGroups:
         return {k: round((b[k] - a[k]) / seconds, 2) for k in a}
 
 
+def drop_index(url: str, alias: str) -> None:
+    """The run's Elasticsearch indices (the alias and its generations) go with the run."""
+    from search.elastic import ElasticsearchIndex
+
+    index = ElasticsearchIndex(url, alias)
+    index.es.indices.delete(index=f"{alias}*", ignore_unavailable=True, allow_no_indices=True)
+    index.close()
+
+
 def machine() -> dict[str, Any]:
     mem = {
         line.split(":")[0]: int(line.split()[1])
@@ -917,6 +926,7 @@ def main() -> None:
         stop(api)
         stop(worker)
         probe.engine.dispose()
+        drop_index(env["EZD_SEARCH_URL"], env["EZD_SEARCH_INDEX"])
     end_load = loadavg()
     summary = summarise(run, args.seconds)
     cores = CpuGroups.cores(marks["from"], marks["to"], args.seconds)
