@@ -4,12 +4,23 @@ here from the stored text, so they are the same on both and never show folded te
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from datetime import date
+from functools import lru_cache
 from typing import Any
 
 from rapidfuzz.distance import OSA
 
-from search.polish import AnalysedQuery, ClauseQ, PhraseQ, PrefixQ, TermQ, analyse, fold, lemmas
+from search.polish import (
+    AnalysedQuery,
+    ClauseQ,
+    PhraseQ,
+    PrefixQ,
+    TermQ,
+    analyse,
+    fold,
+    lemmas,
+)
 from workflow.search.port import IndexDoc, SearchHit
 from workflow.search.query import WORD
 
@@ -89,25 +100,45 @@ def _token_matches(form: str, word: str, c: ClauseQ) -> bool:
             return True
         if c.distance and form[:1] == c.form[:1] and OSA.distance(form, c.form) <= c.distance:
             return True
-        return bool(set(lemmas(word)) & set(c.lemmas))
+        return any(x in c.lemmas for x in lemmas(word))
     if isinstance(c, PrefixQ):
         return form.startswith(c.prefix) or any(x.startswith(c.prefix) for x in lemmas(word))
     return False
 
 
+@lru_cache(maxsize=64)
+def _word_matcher(q: AnalysedQuery) -> Callable[[str], bool]:
+    """Whether a word of the text matches a word or prefix clause of `q`, decided once per
+    distinct word and query: a page of hits repeats the same words many times, and deciding
+    (folding, lemmas, edit distance) is what highlighting spends its time on."""
+    clauses = [c for c in q.must if not isinstance(c, PhraseQ)]
+    memo: dict[str, bool] = {}
+
+    def matches(word: str) -> bool:
+        hit = memo.get(word)
+        if hit is None:
+            form = fold(word)
+            hit = memo[word] = any(_token_matches(form, word, c) for c in clauses)
+        return hit
+
+    return matches
+
+
 def _marks(text: str, q: AnalysedQuery) -> list[tuple[int, int]]:
-    tokens = [(m.start(), m.end(), m.group()) for m in WORD.finditer(text)]
-    forms = [fold(t[2]) for t in tokens]
+    tokens = list(WORD.finditer(text))
     marked: set[int] = set()
-    for c in q.must:
-        if isinstance(c, PhraseQ):
+    phrases = [c for c in q.must if isinstance(c, PhraseQ)]
+    if phrases:
+        forms = [fold(t.group()) for t in tokens]
+        for c in phrases:
             n = len(c.forms)
             for i in range(len(forms) - n + 1):
                 if tuple(forms[i : i + n]) == c.forms:
                     marked.update(range(i, i + n))
-        else:
-            marked.update(i for i, t in enumerate(tokens) if _token_matches(forms[i], t[2], c))
-    return [(tokens[i][0], tokens[i][1]) for i in sorted(marked)]
+    if len(phrases) < len(q.must):
+        matches = _word_matcher(q)
+        marked.update(i for i, t in enumerate(tokens) if matches(t.group()))
+    return [tokens[i].span() for i in sorted(marked)]
 
 
 def _render(text: str, spans: list[tuple[int, int]]) -> str:
