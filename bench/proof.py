@@ -1,0 +1,275 @@
+"""Proof under load, faults and attack (issue 9): runs every part with one command and writes
+the report `bench/REPORT.md` — the machine, each part's command, how long it took, whether it
+passed, and its figures (read from the JSON each part leaves in bench/results/).
+
+    make proof                                # all parts (the scale part alone takes long)
+    .venv/bin/python bench/proof.py --only faults access
+    .venv/bin/python bench/proof.py --skip scale
+    .venv/bin/python bench/proof.py --report-only   # rewrite the report from the last results
+
+Needs the test services (`make proof` starts them). A part that fails does not stop the
+others; the exit status is non-zero when any part failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+REPORT = ROOT / "bench" / "REPORT.md"
+PY = str(ROOT / ".venv" / "bin" / "python")
+PYTEST = [str(ROOT / ".venv" / "bin" / "pytest"), "-p", "no:cacheprovider", "-q"]
+
+Renderer = Callable[[dict[str, Any]], list[str]]
+
+
+@dataclass(frozen=True)
+class Part:
+    name: str
+    title: str
+    command: list[str]
+    results: str  # glob in bench/results/ of what the part writes; the newest is reported
+    render: Renderer
+    env: tuple[tuple[str, str], ...] = ()
+
+
+# --- rendering -------------------------------------------------------------------------------
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:,.1f}" if abs(v) >= 10 else f"{v:.2f}"
+    if isinstance(v, int) and not isinstance(v, bool):
+        return f"{v:,}"
+    return str(v)
+
+
+def table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(_fmt(c) for c in r) + " |" for r in rows]
+    return [*out, ""]
+
+
+def flat(d: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """Scalars of a nested JSON document as (dotted key, value), lists of scalars joined."""
+    if isinstance(d, dict):
+        out: list[tuple[str, Any]] = []
+        for k, v in d.items():
+            out += flat(v, f"{prefix}{k}.")
+        return out
+    if isinstance(d, list):
+        if all(not isinstance(x, dict | list) for x in d):
+            return [(prefix[:-1], ", ".join(_fmt(x) for x in d))]
+        out = []
+        for i, x in enumerate(d):
+            out += flat(x, f"{prefix}{i}.")
+        return out
+    return [(prefix[:-1], d)]
+
+
+def render_generic(doc: dict[str, Any]) -> list[str]:
+    return table(["figure", "value"], [[k, v] for k, v in flat(doc)][:80])
+
+
+# --- the parts --------------------------------------------------------------------------------
+
+PARTS: list[Part] = [
+    Part(
+        "faults",
+        "Faults: kill -9 of API and worker, Elasticsearch, S3 and PostgreSQL outages",
+        [*PYTEST, "tests/faults"],
+        "faults-*.json",
+        render_generic,
+        (("EZD_FAULTS", "1"),),
+    ),
+    Part(
+        "access",
+        "Access control: every endpoint as every role, owning and foreign unit",
+        [*PYTEST, "tests/test_access_matrix.py"],
+        "access-matrix.json",
+        render_generic,
+    ),
+    Part(
+        "fuzz",
+        "Fuzzing: schemathesis over the OpenAPI schema, the XML attack corpus",
+        [*PYTEST, "tests/test_fuzz_openapi.py", "tests/test_xml_attacks.py"],
+        "fuzz.json",
+        render_generic,
+    ),
+    Part(
+        "web",
+        "Web security: CSRF, headers and CSP, session expiry, login throttling, secrets in logs",
+        [*PYTEST, "tests/test_web_security.py"],
+        "",
+        render_generic,
+    ),
+    Part(
+        "audit",
+        "Dependency audit (pip-audit)",
+        [str(ROOT / "scripts" / "audit.sh")],
+        "",
+        render_generic,
+    ),
+    Part(
+        "load",
+        "Load: 200 simulated staff on PostgreSQL + S3 + Elasticsearch",
+        [PY, "bench/load.py"],
+        "load-*.json",
+        render_generic,
+    ),
+    Part(
+        "scale",
+        "Scale: 1 million cases, 3 million documents, benchmarks against 10k",
+        [PY, "bench/scale.py"],
+        "scale-*.json",
+        render_generic,
+    ),
+]
+
+
+# --- running ----------------------------------------------------------------------------------
+
+
+def newest(glob: str) -> Path | None:
+    if not glob:
+        return None
+    found = sorted(RESULTS.glob(glob), key=lambda p: p.stat().st_mtime)
+    return found[-1] if found else None
+
+
+def run_part(part: Part, log_dir: Path) -> dict[str, Any]:
+    env = {**os.environ, **dict(part.env)}
+    log = log_dir / f"{part.name}.log"
+    print(f"== {part.name}: {shlex.join(part.command)}", flush=True)
+    t0 = time.monotonic()
+    with log.open("w") as out:
+        rc = subprocess.run(
+            part.command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+        ).returncode
+    seconds = time.monotonic() - t0
+    tail = log.read_text(errors="replace").strip().splitlines()[-15:]
+    print(f"   {'passed' if rc == 0 else f'FAILED ({rc})'} in {seconds:.0f} s", flush=True)
+    return {
+        "rc": rc,
+        "seconds": round(seconds, 1),
+        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+        "tail": tail,
+    }
+
+
+def machine() -> list[str]:
+    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    cpu = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    es = os.environ.get("EZD_TEST_ES_VERSION", "?")
+    pg = subprocess.run(["psql", "--version"], capture_output=True, text=True).stdout.strip()
+    return table(
+        ["", ""],
+        [
+            ["CPU", f"{os.cpu_count()} cores, {cpu}"],
+            ["RAM", f"{mem_gib:.0f} GiB"],
+            ["OS", f"{platform.system()} {platform.release()}"],
+            ["Python", platform.python_version()],
+            ["PostgreSQL", pg or "?"],
+            ["Elasticsearch", es],
+            ["S3", "SeaweedFS (weed mini), scripts/services.sh"],
+            ["commit", _git("rev-parse", "--short", "HEAD")],
+        ],
+    )
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+
+def write_report(runs: dict[str, dict[str, Any]]) -> None:
+    lines = [
+        "# Proof under load, faults and attack (issue 9)",
+        "",
+        f"Generated by `bench/proof.py` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. "
+        "Rerun everything with `make proof`; one part with "
+        "`.venv/bin/python bench/proof.py --only NAME`.",
+        "",
+        "## Machine",
+        "",
+        *machine(),
+        "## Summary",
+        "",
+    ]
+    rows = []
+    for p in PARTS:
+        r = runs.get(p.name)
+        status = "not run" if r is None else ("passed" if r["rc"] == 0 else f"FAILED ({r['rc']})")
+        when = r["finished"] if r else "—"
+        rows.append([p.name, status, f"{r['seconds']:.0f} s" if r else "—", when])
+    lines += table(["part", "result", "time", "finished (UTC)"], rows)
+    for p in PARTS:
+        r = runs.get(p.name)
+        lines += [f"## {p.title}", "", f"Command: `{shlex.join(_short(p.command))}`"]
+        if p.env:
+            lines[-1] += " with " + ", ".join(f"`{k}={v}`" for k, v in p.env)
+        lines.append("")
+        res = newest(p.results)
+        if res is not None:
+            doc = json.loads(res.read_text())
+            lines += [f"Figures from `bench/results/{res.name}`:", ""]
+            lines += p.render(doc)
+        elif r is not None:
+            lines += ["Output (last lines):", "", "```", *r["tail"], "```", ""]
+        else:
+            lines += ["Not run yet.", ""]
+    REPORT.write_text("\n".join(lines).rstrip() + "\n")
+    print(f"report: {REPORT.relative_to(ROOT)}")
+
+
+def _short(cmd: list[str]) -> list[str]:
+    return [c.replace(str(ROOT) + "/", "") for c in cmd]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    names = [p.name for p in PARTS]
+    ap.add_argument("--only", nargs="+", choices=names, default=None)
+    ap.add_argument("--skip", nargs="+", choices=names, default=[])
+    ap.add_argument("--report-only", action="store_true", help="no runs, report the last results")
+    args = ap.parse_args()
+    state_file = RESULTS / "proof-runs.json"
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    runs: dict[str, dict[str, Any]] = (
+        json.loads(state_file.read_text()) if state_file.exists() else {}
+    )
+    failed = False
+    if not args.report_only:
+        log_dir = RESULTS / "proof-logs"
+        log_dir.mkdir(exist_ok=True)
+        for p in PARTS:
+            if (args.only and p.name not in args.only) or p.name in args.skip:
+                continue
+            runs[p.name] = run_part(p, log_dir)
+            failed |= runs[p.name]["rc"] != 0
+            state_file.write_text(json.dumps(runs, indent=1))
+    write_report(runs)
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
