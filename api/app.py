@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from sqlalchemy import text
 from sqlalchemy.exc import InterfaceError, OperationalError
+from starlette.types import ASGIApp
 
 from api.bootstrap import Container, bootstrap
 from api.errors import install_error_handlers
@@ -31,8 +32,19 @@ from api.routers import (
     signing,
 )
 from api.web import mount_web
+from api.web.headers import SecurityHeaders
 
 log = logging.getLogger(__name__)
+
+
+class EzdApp(FastAPI):
+    """FastAPI with the security headers outermost, so that they are on every response,
+    also the 500s that Starlette's error middleware answers."""
+
+    https = False  # served behind TLS (EZD_LOGIN_SECURE_COOKIE): HSTS on every response
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeaders(super().build_middleware_stack(), https=self.https)
 
 
 def create_app(c: Container | None = None, *, start_worker: bool | None = None) -> FastAPI:
@@ -65,7 +77,7 @@ def create_app(c: Container | None = None, *, start_worker: bool | None = None) 
         if c is None:
             container.dispose()
 
-    app = FastAPI(
+    app = EzdApp(
         title="ezd",
         description="Elektroniczne zarządzanie dokumentacją — oświata. "
         "Electronic document and case management for a city's education department.",
@@ -73,6 +85,7 @@ def create_app(c: Container | None = None, *, start_worker: bool | None = None) 
         lifespan=lifespan,
     )
     app.state.container = container
+    app.https = container.settings.login_secure_cookie
     install_error_handlers(app)
     for r in (
         auth,

@@ -1,9 +1,8 @@
 """Mounting the web application: routers, static files (ours and the npm packages'), HTML error
-pages for web paths, and security headers."""
+pages for web paths. Security headers are api/web/headers.py's (every response of the app)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -25,11 +24,6 @@ VENDOR = {
     "htmx.org": NODE_MODULES / "htmx.org" / "dist",
     "bpmn-js": NODE_MODULES / "bpmn-js" / "dist",
 }
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data: blob:; font-src 'self' data:; object-src 'self' blob:; "
-    "frame-src 'self' blob:; frame-ancestors 'self'; form-action 'self'; base-uri 'none'"
-)
 
 Handler = Any  # Starlette's handlers may be sync or async; the API's are async
 
@@ -45,18 +39,6 @@ def mount_web(app: FastAPI) -> None:
             name=f"web-vendor-{name}",
         )
     _html_errors(app)
-
-    @app.middleware("http")
-    async def _headers(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        if _is_web(request):
-            response.headers.setdefault("Content-Security-Policy", CSP)
-            response.headers.setdefault("X-Content-Type-Options", "nosniff")
-            response.headers.setdefault("Referrer-Policy", "same-origin")
-            response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
-        return response
 
 
 def _is_web(request: Request) -> bool:

@@ -25,25 +25,14 @@ from workflow.eservices.catalogue import Service
 
 PUBLIC = "/e-uslugi"
 router = APIRouter(prefix=PUBLIC, include_in_schema=False)
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data:; object-src 'none'; frame-ancestors 'none'; form-action 'self'; "
-    "base-uri 'none'"
-)
 ACCEPT = ".pdf,.jpg,.jpeg,.png,.odt,.docx,application/pdf,image/jpeg,image/png"
 
 
 def page(
     request: Request, template: str, ctx: dict[str, Any], status_code: int = 200
 ) -> HTMLResponse:
-    response = render(
-        request, f"public/{template}", {"PUBLIC": PUBLIC, **ctx}, status_code=status_code
-    )
-    response.headers["Content-Security-Policy"] = CSP
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    response.headers["X-Frame-Options"] = "DENY"
-    return response
+    """A citizen page (its security headers come from api/web/headers.py, like every page's)."""
+    return render(request, f"public/{template}", {"PUBLIC": PUBLIC, **ctx}, status_code=status_code)
 
 
 def message(request: Request, e: DomainError) -> str:
