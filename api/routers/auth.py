@@ -10,6 +10,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 
 from api.deps import SESSION_COOKIE, Actor, AnonymousUoW, UoW, bearer_or_cookie, container
 from api.schemas import MeOut, RoleOut, TokenOut
+from api.web.security import secure_cookies
 from workflow.org.repository import OrgRepository
 from workflow.org.service import login, logout
 
@@ -42,7 +43,7 @@ def login_with_cookie(
         max_age=int(ttl.total_seconds()),
         httponly=True,
         samesite="lax",
-        secure=settings.login_secure_cookie,
+        secure=secure_cookies(request),
     )
     return _me(uow, issued.principal)
 

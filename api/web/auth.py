@@ -12,7 +12,12 @@ from api.deps import SESSION_COOKIE, Actor, AnonymousUoW, UoW, container
 from api.web.deps import optional_actor, web_router
 from api.web.i18n import LANG_COOKIE, LANGUAGES
 from api.web.render import PREFIX, pick_message, redirect, render, safe_next
-from api.web.security import PRE_SESSION_COOKIE, new_pre_session_token, session_token
+from api.web.security import (
+    PRE_SESSION_COOKIE,
+    new_pre_session_token,
+    secure_cookies,
+    session_token,
+)
 from workflow.errors import Unauthenticated
 from workflow.org.service import login, logout
 from workflow.principal import Principal
@@ -37,7 +42,7 @@ def login_page(
         httponly=True,
         samesite="strict",
         path=f"{PREFIX}/login",
-        secure=container(request).settings.login_secure_cookie,
+        secure=secure_cookies(request),
     )
     return response
 
@@ -72,7 +77,7 @@ def login_submit(
         max_age=int(ttl.total_seconds()),
         httponly=True,
         samesite="lax",
-        secure=settings.login_secure_cookie,
+        secure=secure_cookies(request),
     )
     response.delete_cookie(PRE_SESSION_COOKIE, path=f"{PREFIX}/login")
     return response

@@ -37,6 +37,13 @@ class CsrfFailed(DomainError):
     message_en = "The form has expired or did not come from this site. Reload and try again."
 
 
+def secure_cookies(request: Request) -> bool:
+    """Cookies get the Secure flag when the request came over https or ezd is configured to be
+    behind TLS (EZD_LOGIN_SECURE_COOKIE)."""
+    settings = request.app.state.container.settings
+    return bool(settings.login_secure_cookie) or request.url.scheme == "https"
+
+
 def session_token(request: Request) -> str | None:
     return request.cookies.get(SESSION_COOKIE) or None
 

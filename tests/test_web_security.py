@@ -1,0 +1,276 @@
+"""Web security (issue 9): CSRF on every unsafe cookie-authenticated web route (the list comes
+from the app's route table), security headers on every kind of response, cookie flags, session
+expiry and revocation, login throttling, no secrets in the logs.
+
+These run on the embedded backend with FastAPI's TestClient (no browser): they are about HTTP,
+not about the database."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import fastapi.routing
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.web.security import CSRF_FIELD, CSRF_HEADER, csrf_token_for
+from tests.conftest import Backend
+
+UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+ADMIN = "admin.wow"
+
+
+def make_client(backend: Backend, *, https: bool = False) -> TestClient:
+    app = create_app(backend.container, start_worker=False)
+    return TestClient(
+        app,
+        raise_server_exceptions=False,
+        follow_redirects=False,
+        base_url="https://testserver" if https else "http://testserver",
+    )
+
+
+@pytest.fixture
+def web(sqlite_backend: Backend) -> Iterator[TestClient]:
+    with make_client(sqlite_backend) as c:
+        yield c
+
+
+def login_form_token(client: TestClient) -> str:
+    page = client.get("/web/login")
+    assert page.status_code == 200, page.text
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert found, page.text
+    return found.group(1)
+
+
+def web_login(client: TestClient, username: str = ADMIN, password: str = "demo") -> str:
+    """Logs in through the form; returns the session cookie's value."""
+    token = login_form_token(client)
+    r = client.post(
+        "/web/login", data={"username": username, "password": password, CSRF_FIELD: token}
+    )
+    assert r.status_code == 303, r.text
+    cookie = client.cookies.get("ezd_session")
+    assert cookie
+    return cookie
+
+
+def unsafe_web_routes(app: FastAPI) -> list[tuple[str, str]]:
+    """(method, path) of every unsafe route under /web, from the app's route table."""
+    iterate = getattr(fastapi.routing, "iter_route_contexts", None)  # FastAPI >= 0.16x nests
+    found = []
+    for entry in iterate(app.routes) if iterate else app.routes:
+        route = getattr(entry, "original_route", entry)
+        if isinstance(route, APIRoute) and entry.path.startswith("/web"):
+            found += [(m, entry.path) for m in sorted(set(entry.methods) & UNSAFE)]
+    # Logging out last: it ends the session the other requests use.
+    return sorted(found, key=lambda mp: (mp[1] == "/web/logout", mp[1], mp[0]))
+
+
+def concrete(path: str) -> str:
+    return re.sub(r"\{[^}]+\}", lambda _: str(uuid.uuid4()), path)
+
+
+def is_csrf_refusal(r: Any) -> bool:
+    return r.status_code == 403 and "csrf_failed" in r.text
+
+
+# --- CSRF ------------------------------------------------------------------------------------
+
+
+def test_every_unsafe_web_route_needs_the_session_bound_token(web: TestClient) -> None:
+    routes = unsafe_web_routes(web.app)  # type: ignore[arg-type]
+    paths = {p for _, p in routes}
+    assert {"/web/login", "/web/logout", "/web/register"} <= paths
+    assert len(routes) >= 15, routes
+    session = web_login(web)
+    good = csrf_token_for(session)
+    wrong = csrf_token_for("another session")
+    problems = []
+    for method, path in routes:
+        url = concrete(path)
+        attempts: dict[str, dict[str, Any]] = {
+            "no token": {"data": {"x": "1"}},
+            "wrong token (field)": {"data": {CSRF_FIELD: wrong}},
+            "wrong token (header)": {"headers": {CSRF_HEADER: wrong}},
+            "pre-session token instead": {"data": {CSRF_FIELD: "a" * 43}},
+            "multipart without token": {"files": {"f": ("a.txt", b"a")}, "data": {"x": "1"}},
+            "multipart with wrong token": {
+                "files": {"f": ("a.txt", b"a")},
+                "data": {CSRF_FIELD: wrong},
+            },
+            "cross-site origin": {
+                "headers": {CSRF_HEADER: good, "Origin": "https://evil.example"},
+            },
+        }
+        for what, kwargs in attempts.items():
+            r = web.request(method, url, **kwargs)
+            if not is_csrf_refusal(r):
+                problems.append(f"{method} {path}: {what} -> {r.status_code}")
+            if web.cookies.get("ezd_session") != session:
+                problems.append(f"{method} {path}: {what} changed the session cookie")
+                web.cookies.set("ezd_session", session)
+        for what, kwargs in {
+            "header": {"headers": {CSRF_HEADER: good}},
+            "field": {"data": {CSRF_FIELD: good}},
+            "same origin": {"headers": {CSRF_HEADER: good, "Origin": "http://testserver"}},
+        }.items():
+            if path == "/web/logout" and what != "header":
+                continue
+            r = web.request(method, url, **kwargs)
+            if is_csrf_refusal(r) or r.status_code >= 500:
+                problems.append(f"{method} {path}: right token ({what}) -> {r.status_code}")
+    assert not problems, "\n".join(problems)
+
+
+def test_login_form_uses_a_double_submit_token(web: TestClient) -> None:
+    creds = {"username": ADMIN, "password": "demo"}
+    # No pre-session cookie at all: refused.
+    r = web.post("/web/login", data={**creds, CSRF_FIELD: "x" * 43})
+    assert is_csrf_refusal(r), r.status_code
+    page = web.get("/web/login")
+    cookie = page.headers["set-cookie"]
+    attrs = [a.strip().lower() for a in cookie.split(";")]
+    assert cookie.startswith("ezd_csrf=") and "httponly" in attrs and "samesite=strict" in attrs
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token and token.group(1) == web.cookies.get("ezd_csrf")
+    for data, headers in (
+        (creds, {}),
+        ({**creds, CSRF_FIELD: ""}, {}),
+        ({**creds, CSRF_FIELD: "y" * 43}, {}),
+        ({**creds, CSRF_FIELD: token.group(1)}, {"Origin": "https://evil.example"}),
+    ):
+        r = web.post("/web/login", data=data, headers=headers)
+        assert is_csrf_refusal(r), (data, headers, r.status_code)
+        assert "ezd_session" not in web.cookies
+    r = web.post("/web/login", data={**creds, CSRF_FIELD: token.group(1)})
+    assert r.status_code == 303 and web.cookies.get("ezd_session")
+
+
+# --- security headers ------------------------------------------------------------------------
+
+
+def _directives(csp: str) -> dict[str, str]:
+    out = {}
+    for part in csp.split(";"):
+        name, _, value = part.strip().partition(" ")
+        if name:
+            out[name] = value
+    return out
+
+
+def check_headers(r: Any, *, what: str, cacheable: bool = False) -> list[str]:
+    h = r.headers
+    problems = []
+    csp = _directives(h.get("content-security-policy", ""))
+    scripts = csp.get("script-src", csp.get("default-src"))
+    if scripts is None or "unsafe-inline" in scripts or "unsafe-eval" in scripts:
+        problems.append(f"{what}: script policy {scripts!r}")
+    if csp.get("frame-ancestors") not in ("'self'", "'none'"):
+        problems.append(f"{what}: frame-ancestors {csp.get('frame-ancestors')!r}")
+    if h.get("x-content-type-options") != "nosniff":
+        problems.append(f"{what}: no nosniff")
+    if h.get("referrer-policy") not in ("same-origin", "no-referrer", "strict-origin"):
+        problems.append(f"{what}: referrer-policy {h.get('referrer-policy')!r}")
+    if h.get("x-frame-options") not in ("DENY", "SAMEORIGIN"):
+        problems.append(f"{what}: x-frame-options {h.get('x-frame-options')!r}")
+    if "camera=()" not in h.get("permissions-policy", ""):
+        problems.append(f"{what}: permissions-policy {h.get('permissions-policy')!r}")
+    if not cacheable and "no-store" not in h.get("cache-control", ""):
+        problems.append(f"{what}: cache-control {h.get('cache-control')!r}")
+    return problems
+
+
+def test_security_headers_on_every_kind_of_response(sqlite_backend: Backend) -> None:
+    app = create_app(sqlite_backend.container, start_worker=False)
+
+    def boom() -> None:
+        raise RuntimeError("boom")
+
+    app.add_api_route("/api/v1/test-boom", boom, methods=["GET"])
+    app.add_api_route("/web/test-boom", boom, methods=["GET"])
+    with TestClient(app, raise_server_exceptions=False, follow_redirects=False) as c:
+        r = c.post("/api/v1/auth/token", data={"username": ADMIN, "password": "demo"})
+        bearer = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        problems = check_headers(r, what="token answer")
+        responses: list[tuple[str, Any, bool]] = [
+            ("API JSON", c.get("/api/v1/auth/me", headers=bearer), False),
+            ("API list", c.get("/api/v1/cases", params={"unit": "SP58"}, headers=bearer), False),
+            ("API 401", c.get("/api/v1/auth/me"), False),
+            ("API 404", c.get("/api/v1/no-such-thing", headers=bearer), False),
+            ("API 422", c.post("/api/v1/auth/token", data={}), False),
+            ("API 500", c.get("/api/v1/test-boom"), False),
+            ("health", c.get("/healthz"), False),
+            ("root redirect", c.get("/"), False),
+            ("public API", c.get("/api/v1/public/services"), False),
+            ("login page", c.get("/web/login"), False),
+            ("web static", c.get("/web/static/ezd.css"), True),
+            ("e-uslugi catalogue", c.get("/e-uslugi"), False),
+            ("e-uslugi tracking", c.get("/e-uslugi/sledzenie"), False),
+            ("e-uslugi 404", c.get("/e-uslugi/no-such-service"), False),
+            ("e-uslugi wrong PIN", c.post("/e-uslugi/sledzenie", data={"code": "x"}), False),
+            ("web redirect to login", c.get("/web/"), False),
+        ]
+        web_login(c)
+        responses += [
+            ("web page", c.get("/web/"), False),
+            ("web 404", c.get("/web/no-such-page"), False),
+            ("web 422", c.get("/web/cases/not-a-uuid"), False),
+            ("web 500", c.get("/web/test-boom"), False),
+            ("web 403", c.post("/web/logout"), False),
+        ]
+    statuses = {what: r.status_code for what, r, _ in responses}
+    assert statuses["API 500"] == statuses["web 500"] == 500, statuses
+    assert statuses["API 404"] == statuses["web 404"] == 404, statuses
+    assert statuses["API 422"] == 422 and statuses["web static"] == 200, statuses
+    for what, r, cacheable in responses:
+        problems += check_headers(r, what=what, cacheable=cacheable)
+    assert not problems, "\n".join(problems)
+    assert "strict-transport-security" not in {k.lower() for k in responses[0][1].headers}
+
+
+def test_hsts_and_secure_cookies_when_served_over_https(sqlite_backend: Backend) -> None:
+    with make_client(sqlite_backend, https=True) as c:
+        page = c.get("/web/login")
+        assert page.headers["strict-transport-security"].startswith("max-age=")
+        assert "secure" in [a.strip().lower() for a in page.headers["set-cookie"].split(";")]
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        assert token
+        r = c.post(
+            "/web/login",
+            data={"username": ADMIN, "password": "demo", CSRF_FIELD: token.group(1)},
+            headers={"Origin": "https://testserver"},
+        )
+        assert r.status_code == 303, r.text
+        cookies = r.headers.get_list("set-cookie")
+        session = [v for v in cookies if v.startswith("ezd_session=")]
+        attrs = [a.strip().lower() for a in session[0].split(";")]
+        assert {"httponly", "secure", "samesite=lax"} <= set(attrs), attrs
+        api = c.post("/api/v1/auth/login", data={"username": ADMIN, "password": "demo"})
+        attrs = [a.strip().lower() for a in api.headers["set-cookie"].split(";")]
+        assert {"httponly", "secure", "samesite=lax"} <= set(attrs), attrs
+        assert api.headers["strict-transport-security"].startswith("max-age=")
+        assert c.get("/api/v1/public/services").headers["strict-transport-security"]
+
+
+@pytest.mark.settings(login_secure_cookie=True)
+def test_hsts_behind_a_tls_proxy_by_setting(sqlite_backend: Backend) -> None:
+    with make_client(sqlite_backend) as c:
+        assert c.get("/healthz").headers["strict-transport-security"].startswith("max-age=")
+        r = c.post("/api/v1/auth/login", data={"username": ADMIN, "password": "demo"})
+        assert "secure" in [a.strip().lower() for a in r.headers["set-cookie"].split(";")]
+
+
+def test_plain_http_cookies_are_httponly_and_samesite(web: TestClient) -> None:
+    page = web.get("/web/login")
+    assert "strict-transport-security" not in page.headers
+    r = web.post("/api/v1/auth/login", data={"username": ADMIN, "password": "demo"})
+    attrs = [a.strip().lower() for a in r.headers["set-cookie"].split(";")]
+    assert {"httponly", "samesite=lax"} <= set(attrs) and "secure" not in attrs
