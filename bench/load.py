@@ -66,6 +66,7 @@ from bench.common import (  # noqa: E402
 from bench.registration import fresh_database, percentile  # noqa: E402
 from bench.search import NAMES, PRZEDMIOT, QUERIES, SZKOLA  # noqa: E402
 from bench.tasks import _proc_cpu, _processes  # noqa: E402
+from bench.web import bulk_load  # noqa: E402
 
 SUBJECTS = [
     "Wniosek o wydanie duplikatu legitymacji szkolnej",
@@ -300,8 +301,6 @@ def seed(c: Any, args: argparse.Namespace, units: list[str], staff: list[Staff])
     done = progress["done"]
     t_cases = time.perf_counter()
     if args.bulk_cases:
-        from bench.web import bulk_load
-
         bulk_load(c, args.bulk_cases, 0)
     t_bulk = time.perf_counter()
     from workflow.outbox.models import OutboxEvent
