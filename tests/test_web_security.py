@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import fastapi.routing
@@ -274,3 +275,90 @@ def test_plain_http_cookies_are_httponly_and_samesite(web: TestClient) -> None:
     r = web.post("/api/v1/auth/login", data={"username": ADMIN, "password": "demo"})
     attrs = [a.strip().lower() for a in r.headers["set-cookie"].split(";")]
     assert {"httponly", "samesite=lax"} <= set(attrs) and "secure" not in attrs
+
+
+# --- login throttling ------------------------------------------------------------------------
+
+
+def _client_from(backend: Backend, host: str) -> TestClient:
+    app = create_app(backend.container, start_worker=False)
+    return TestClient(
+        app, raise_server_exceptions=False, follow_redirects=False, client=(host, 50000)
+    )
+
+
+def _api_login(c: TestClient, username: str, password: str) -> Any:
+    return c.post("/api/v1/auth/token", data={"username": username, "password": password})
+
+
+def _assert_throttled(r: Any) -> None:
+    assert r.status_code == 429, r.text
+    assert int(r.headers["retry-after"]) > 0
+    assert r.json()["error"]["code"] == "login_throttled"
+
+
+def test_failed_logins_for_one_account_are_throttled(backend: Backend) -> None:
+    from workflow.org.throttle import LoginPolicy
+
+    limit = LoginPolicy().per_account_and_client
+    with _client_from(backend, "10.0.0.1") as attacker, _client_from(backend, "10.0.0.2") as user:
+        for _ in range(limit - 1):
+            assert _api_login(attacker, "clerk.sp58", "wrong").status_code == 401
+        # A success before the limit resets the count.
+        assert _api_login(attacker, "clerk.sp58", "demo").status_code == 200
+        for _ in range(limit - 1):
+            assert _api_login(attacker, "clerk.sp58", "wrong").status_code == 401
+        _assert_throttled(_api_login(attacker, "clerk.sp58", "wrong"))
+        # Locked: the right password gets the same answer (a lock is no oracle), on every
+        # login endpoint, the web form too.
+        _assert_throttled(_api_login(attacker, "clerk.sp58", "demo"))
+        r = attacker.post("/api/v1/auth/login", data={"username": "clerk.sp58", "password": "demo"})
+        _assert_throttled(r)
+        assert "set-cookie" not in r.headers
+        token = login_form_token(attacker)
+        r = attacker.post(
+            "/web/login",
+            data={"username": "Clerk.SP58 ", "password": "demo", CSRF_FIELD: token},
+        )
+        assert r.status_code == 429 and int(r.headers["retry-after"]) > 0
+        assert "ezd_session" not in attacker.cookies
+        # The user, from their own computer, is not locked out by the attacker.
+        assert _api_login(user, "clerk.sp58", "demo").status_code == 200
+        # Another account from the attacker's address is not locked either (yet).
+        assert _api_login(attacker, "clerk.sp12", "demo").status_code == 200
+
+
+def test_failed_logins_from_one_client_are_throttled(sqlite_backend: Backend) -> None:
+    from workflow.org.throttle import LoginPolicy
+
+    limit = LoginPolicy().per_client
+    with _client_from(sqlite_backend, "10.0.0.3") as sprayer:
+        for i in range(limit - 1):
+            token = login_form_token(sprayer)
+            r = sprayer.post(
+                "/web/login",
+                data={"username": f"user{i}", "password": "demo", CSRF_FIELD: token},
+            )
+            assert r.status_code == 401, r.text
+        # A successful login does not reset the client's count.
+        assert _api_login(sprayer, "clerk.sp58", "demo").status_code == 200
+        _assert_throttled(_api_login(sprayer, "nobody", "x"))
+        _assert_throttled(_api_login(sprayer, "headteacher.sp58", "demo"))
+
+
+def test_login_lock_ends_by_itself(
+    sqlite_backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import workflow.org.throttle as throttle
+    from workflow.db import utcnow
+
+    limit = throttle.LoginPolicy().per_account_and_client
+    with _client_from(sqlite_backend, "10.0.0.4") as c:
+        for _ in range(limit):
+            _api_login(c, "clerk.sp58", "wrong")
+        r = _api_login(c, "clerk.sp58", "demo")
+        _assert_throttled(r)
+        assert int(r.headers["retry-after"]) <= 15 * 60
+        later = utcnow() + throttle.LoginPolicy().lockout + timedelta(seconds=1)
+        monkeypatch.setattr(throttle, "utcnow", lambda: later)
+        assert _api_login(c, "clerk.sp58", "demo").status_code == 200

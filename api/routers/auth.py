@@ -6,37 +6,78 @@ from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request, Response
+from fastapi.responses import JSONResponse
 from fastapi.security import OAuth2PasswordRequestForm
 
 from api.deps import SESSION_COOKIE, Actor, AnonymousUoW, UoW, bearer_or_cookie, container
+from api.errors import error_body
 from api.schemas import MeOut, RoleOut, TokenOut
-from api.web.security import secure_cookies
+from api.web.security import client_address, secure_cookies
+from workflow.errors import DomainError
 from workflow.org.repository import OrgRepository
-from workflow.org.service import login, logout
+from workflow.org.service import attempt_login, logout
+from workflow.org.throttle import LoginThrottled
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
 
-@router.post("/token", response_model=TokenOut, summary="Get a bearer token (OAuth2 password)")
+def refusal(e: DomainError) -> JSONResponse:
+    """A refused login as the error handler would answer it, but returned, so that the
+    request's transaction commits the failure the throttle counted."""
+    headers = {"WWW-Authenticate": "Bearer"} if e.status == 401 else {}
+    if isinstance(e, LoginThrottled):
+        headers["Retry-After"] = str(e.retry_after_seconds)
+    return JSONResponse(
+        error_body(e.code, e.message_pl, e.message_en, e.details),
+        status_code=e.status,
+        headers=headers,
+    )
+
+
+THROTTLED = {429: {"description": "Too many failed logins (`login_throttled`, with Retry-After)"}}
+
+
+@router.post(
+    "/token",
+    response_model=TokenOut,
+    summary="Get a bearer token (OAuth2 password)",
+    responses=THROTTLED,
+)
 def issue_token(
     request: Request, uow: AnonymousUoW, form: Annotated[OAuth2PasswordRequestForm, Depends()]
-) -> TokenOut:
+) -> TokenOut | JSONResponse:
     ttl = timedelta(minutes=container(request).settings.token_ttl_minutes)
-    issued = login(uow, form.username, form.password, kind="bearer", ttl=ttl)
-    return TokenOut(access_token=issued.token, expires_in=int(ttl.total_seconds()))
+    attempt = attempt_login(
+        uow, form.username, form.password, kind="bearer", ttl=ttl, client=client_address(request)
+    )
+    if attempt.issued is None:
+        assert attempt.error is not None
+        return refusal(attempt.error)
+    return TokenOut(access_token=attempt.issued.token, expires_in=int(ttl.total_seconds()))
 
 
-@router.post("/login", response_model=MeOut, summary="Log in and get a session cookie")
+@router.post(
+    "/login",
+    response_model=MeOut,
+    summary="Log in and get a session cookie",
+    responses=THROTTLED,
+)
 def login_with_cookie(
     request: Request,
     response: Response,
     uow: AnonymousUoW,
     username: Annotated[str, Form(max_length=80)],
     password: Annotated[str, Form(max_length=200)],
-) -> MeOut:
+) -> MeOut | JSONResponse:
     settings = container(request).settings
     ttl = timedelta(minutes=settings.session_ttl_minutes)
-    issued = login(uow, username, password, kind="cookie", ttl=ttl)
+    attempt = attempt_login(
+        uow, username, password, kind="cookie", ttl=ttl, client=client_address(request)
+    )
+    if attempt.issued is None:
+        assert attempt.error is not None
+        return refusal(attempt.error)
+    issued = attempt.issued
     response.set_cookie(
         SESSION_COOKIE,
         issued.token,

@@ -14,12 +14,13 @@ from api.web.i18n import LANG_COOKIE, LANGUAGES
 from api.web.render import PREFIX, pick_message, redirect, render, safe_next
 from api.web.security import (
     PRE_SESSION_COOKIE,
+    client_address,
     new_pre_session_token,
     secure_cookies,
     session_token,
 )
-from workflow.errors import Unauthenticated
-from workflow.org.service import login, logout
+from workflow.org.service import attempt_login, logout
+from workflow.org.throttle import LoginThrottled
 from workflow.principal import Principal
 
 router = web_router()
@@ -57,10 +58,13 @@ def login_submit(
 ) -> Response:
     settings = container(request).settings
     ttl = timedelta(minutes=settings.session_ttl_minutes)
-    try:
-        issued = login(uow, username.strip(), password, kind="cookie", ttl=ttl)
-    except Unauthenticated as e:
-        return render(
+    attempt = attempt_login(
+        uow, username.strip(), password, kind="cookie", ttl=ttl, client=client_address(request)
+    )
+    if attempt.issued is None:
+        e = attempt.error
+        assert e is not None
+        page = render(
             request,
             "login.html",
             {
@@ -68,8 +72,12 @@ def login_submit(
                 "username": username,
                 "error": pick_message(request, e.message_pl, e.message_en),
             },
-            status_code=401,
+            status_code=e.status,
         )
+        if isinstance(e, LoginThrottled):
+            page.headers["Retry-After"] = str(e.retry_after_seconds)
+        return page
+    issued = attempt.issued
     response = redirect(safe_next(next))
     response.set_cookie(
         SESSION_COOKIE,

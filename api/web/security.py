@@ -44,6 +44,11 @@ def secure_cookies(request: Request) -> bool:
     return bool(settings.login_secure_cookie) or request.url.scheme == "https"
 
 
+def client_address(request: Request) -> str:
+    """The client a login throttle counts against (the peer address uvicorn reports)."""
+    return request.client.host if request.client else "unknown"
+
+
 def session_token(request: Request) -> str | None:
     return request.cookies.get(SESSION_COOKIE) or None
 

@@ -14,9 +14,17 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from workflow.db import utcnow
-from workflow.errors import Conflict, Forbidden, NotFound, Unauthenticated, ValidationFailed
+from workflow.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    NotFound,
+    Unauthenticated,
+    ValidationFailed,
+)
 from workflow.org.models import AuthSession, Department, Role, RoleAssignment, Unit, UnitKind, User
 from workflow.org.repository import OrgRepository
+from workflow.org.throttle import LoginPolicy, LoginThrottle
 from workflow.principal import CITYWIDE_ROLES, Principal
 from workflow.uow import UnitOfWork
 
@@ -48,10 +56,43 @@ def _invalid_login() -> Unauthenticated:
     )
 
 
+@dataclass(frozen=True)
+class LoginAttempt:
+    """The outcome of a throttled login. A refusal is returned, not raised, so the failure it
+    counted is committed with the caller's transaction; the caller answers with it afterwards."""
+
+    issued: IssuedSession | None
+    error: DomainError | None
+
+
+def attempt_login(
+    uow: UnitOfWork,
+    username: str,
+    password: str,
+    *,
+    kind: str,
+    ttl: timedelta,
+    client: str,
+    policy: LoginPolicy = LoginPolicy(),
+) -> LoginAttempt:
+    """`login` behind the login throttle (workflow/org/throttle.py states the policy)."""
+    throttle = LoginThrottle(uow, username, client, policy)
+    locked = throttle.check()
+    if locked is not None:
+        return LoginAttempt(None, locked)
+    try:
+        issued = login(uow, username, password, kind=kind, ttl=ttl)
+    except Unauthenticated as e:
+        return LoginAttempt(None, throttle.failed() or e)
+    throttle.succeeded()
+    return LoginAttempt(issued, None)
+
+
 def login(
     uow: UnitOfWork, username: str, password: str, *, kind: str, ttl: timedelta
 ) -> IssuedSession:
-    """Check the password and open a session of `kind` ("cookie" or "bearer")."""
+    """Check the password and open a session of `kind` ("cookie" or "bearer"). Unthrottled:
+    requests from clients go through `attempt_login`."""
     repo = OrgRepository(uow.session)
     user = repo.user_by_username(username)
     try:
