@@ -16,6 +16,9 @@ before the password is even checked, right password or wrong (a lock is no oracl
 user name counts like a known one. A successful login resets its account's and its pair's
 counts (not the client's: one valid account must not reset a sprayer's count).
 
+Rows whose window and lock are over are purged now and then by failed logins (and tracking
+logins: the purge is the e-services throttle's, on the same table).
+
 The client is the address the server sees: behind a reverse proxy run uvicorn with
 `--proxy-headers --forwarded-allow-ips=<proxy>`, or every user shares the proxy's count.
 """
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -31,6 +35,7 @@ from sqlalchemy import select
 
 from workflow.db import utcnow
 from workflow.errors import DomainError
+from workflow.eservices.access import PURGE_ONE_IN, ThrottlePolicy, purge_expired
 from workflow.eservices.models import AccessThrottle
 from workflow.uow import UnitOfWork
 
@@ -117,6 +122,9 @@ class LoginThrottle:
                 row.locked_until = self.now + p.lockout
                 row.failures, row.window_started_at = 0, self.now
         self.uow.flush()
+        if secrets.randbelow(PURGE_ONE_IN) == 0:  # keeps the table to the live window
+            # After the flush: every row counted here has a live window and is kept.
+            purge_expired(self.uow, ThrottlePolicy(window=p.window))
         return self.check()
 
     def succeeded(self) -> None:
