@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.bootstrap import Container
 from workflow.errors import Unauthenticated
-from workflow.org.service import authenticate
+from workflow.org.service import authenticate, session_lifetime
 from workflow.principal import SYSTEM, Principal
 from workflow.uow import UnitOfWork
 
@@ -98,7 +98,11 @@ async def current_principal(request: Request) -> Principal:
 
     def check() -> Principal:
         with UnitOfWork(c.session_factory) as uow:
-            return authenticate(uow, token, kind=kind)
+            principal = authenticate(
+                uow, token, kind=kind, lifetime=session_lifetime(c.settings, kind)
+            )
+            uow.commit()  # the idle expiry moved forward, if it was time to
+            return principal
 
     async with transaction_slots(request):
         return await run_in_threadpool(check)

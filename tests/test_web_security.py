@@ -363,3 +363,76 @@ def test_login_lock_ends_by_itself(
         later = utcnow() + throttle.LoginPolicy().lockout + timedelta(seconds=1)
         monkeypatch.setattr(throttle, "utcnow", lambda: later)
         assert _api_login(c, "clerk.sp58", "demo").status_code == 200
+
+
+# --- session expiry and revocation -----------------------------------------------------------
+
+
+class Clock:
+    """The login service's clock, moved by the test."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import workflow.org.service as service
+        from workflow.db import utcnow
+
+        self.now = utcnow()
+        monkeypatch.setattr(service, "utcnow", lambda: self.now)
+
+    def advance(self, minutes: float) -> None:
+        self.now += timedelta(minutes=minutes)
+
+
+@pytest.mark.settings(
+    session_ttl_minutes=60, session_idle_minutes=20, token_ttl_minutes=60, token_idle_minutes=20
+)
+def test_sessions_and_tokens_end_when_idle_and_at_their_absolute_limit(
+    sqlite_backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = Clock(monkeypatch)
+    with make_client(sqlite_backend) as c:
+
+        def web_ok() -> bool:
+            r = c.get("/web/")
+            assert r.status_code in (200, 303), r.status_code
+            return r.status_code == 200
+
+        def api_ok(bearer: dict[str, str]) -> bool:
+            r = c.get("/api/v1/auth/me", headers=bearer)
+            assert r.status_code in (200, 401), r.status_code
+            return r.status_code == 200
+
+        cookie = web_login(c)
+        r = _api_login(c, ADMIN, "demo")
+        bearer = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        # Used every 15 minutes (under the 20 of idleness): alive until the absolute 60.
+        for _ in range(3):
+            clock.advance(15)
+            assert web_ok() and api_ok(bearer)
+        clock.advance(14)  # 59 minutes after login
+        assert web_ok() and api_ok(bearer)
+        clock.advance(2)  # 61: past the absolute limit, although used 2 minutes ago
+        assert not web_ok() and not api_ok(bearer)
+        assert c.get("/web/").headers["location"].startswith("/web/login")
+
+        # Idle: a fresh session unused for longer than 20 minutes is over.
+        c.cookies.clear()
+        cookie = web_login(c)
+        r = _api_login(c, ADMIN, "demo")
+        bearer = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        clock.advance(19)
+        assert web_ok() and api_ok(bearer)
+        clock.advance(21)
+        assert not web_ok() and not api_ok(bearer)
+        c.cookies.set("ezd_session", cookie)
+        assert c.get("/api/v1/auth/me").status_code == 401
+
+
+def test_web_logout_revokes_the_session_on_the_server(web: TestClient) -> None:
+    cookie = web_login(web)
+    assert web.get("/web/").status_code == 200
+    r = web.post("/web/logout", headers={CSRF_HEADER: csrf_token_for(cookie)})
+    assert r.status_code == 303 and r.headers["location"] == "/web/login"
+    assert "ezd_session" not in web.cookies
+    web.cookies.set("ezd_session", cookie)  # a copy of the old cookie is useless
+    assert web.get("/web/").status_code == 303
+    assert web.get("/api/v1/auth/me").status_code == 401

@@ -39,8 +39,12 @@ class Settings(BaseSettings):
 
     max_upload_bytes: int = Field(50 * 1024 * 1024, description="Largest accepted file")
     max_files_per_item: int = 50
-    session_ttl_minutes: int = 8 * 60
-    token_ttl_minutes: int = 60
+    session_ttl_minutes: int = Field(8 * 60, description="Web session's absolute lifetime")
+    session_idle_minutes: int = Field(
+        30, ge=1, description="A web session unused this long ends (server side)"
+    )
+    token_ttl_minutes: int = Field(60, description="API bearer token's absolute lifetime")
+    token_idle_minutes: int = Field(30, ge=1, description="A bearer token unused this long ends")
     login_secure_cookie: bool = False
     blob_gc_grace_seconds: int = Field(
         3600, description="Age after which an unreferenced blob is collected"

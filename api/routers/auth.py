@@ -15,7 +15,7 @@ from api.schemas import MeOut, RoleOut, TokenOut
 from api.web.security import client_address, secure_cookies
 from workflow.errors import DomainError
 from workflow.org.repository import OrgRepository
-from workflow.org.service import attempt_login, logout
+from workflow.org.service import attempt_login, logout, session_lifetime
 from workflow.org.throttle import LoginThrottled
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
@@ -47,8 +47,14 @@ def issue_token(
     request: Request, uow: AnonymousUoW, form: Annotated[OAuth2PasswordRequestForm, Depends()]
 ) -> TokenOut | JSONResponse:
     ttl = timedelta(minutes=container(request).settings.token_ttl_minutes)
+    lifetime = session_lifetime(container(request).settings, "bearer")
     attempt = attempt_login(
-        uow, form.username, form.password, kind="bearer", ttl=ttl, client=client_address(request)
+        uow,
+        form.username,
+        form.password,
+        kind="bearer",
+        ttl=lifetime,
+        client=client_address(request),
     )
     if attempt.issued is None:
         assert attempt.error is not None
@@ -71,8 +77,9 @@ def login_with_cookie(
 ) -> MeOut | JSONResponse:
     settings = container(request).settings
     ttl = timedelta(minutes=settings.session_ttl_minutes)
+    lifetime = session_lifetime(settings, "cookie")
     attempt = attempt_login(
-        uow, username, password, kind="cookie", ttl=ttl, client=client_address(request)
+        uow, username, password, kind="cookie", ttl=lifetime, client=client_address(request)
     )
     if attempt.issued is None:
         assert attempt.error is not None

@@ -19,7 +19,7 @@ from api.web.security import (
     secure_cookies,
     session_token,
 )
-from workflow.org.service import attempt_login, logout
+from workflow.org.service import attempt_login, logout, session_lifetime
 from workflow.org.throttle import LoginThrottled
 from workflow.principal import Principal
 
@@ -58,8 +58,9 @@ def login_submit(
 ) -> Response:
     settings = container(request).settings
     ttl = timedelta(minutes=settings.session_ttl_minutes)
+    lifetime = session_lifetime(settings, "cookie")
     attempt = attempt_login(
-        uow, username.strip(), password, kind="cookie", ttl=ttl, client=client_address(request)
+        uow, username.strip(), password, kind="cookie", ttl=lifetime, client=client_address(request)
     )
     if attempt.issued is None:
         e = attempt.error

@@ -9,7 +9,7 @@ from api.deps import container, transaction_slots
 from api.web.render import PREFIX
 from api.web.security import csrf_protect, session_token
 from workflow.errors import Unauthenticated
-from workflow.org.service import authenticate
+from workflow.org.service import authenticate, session_lifetime
 from workflow.principal import Principal
 from workflow.uow import UnitOfWork
 
@@ -28,9 +28,13 @@ async def optional_actor(request: Request) -> Principal | None:
     def check() -> Principal | None:
         with UnitOfWork(c.session_factory) as uow:
             try:
-                return authenticate(uow, token, kind="cookie")
+                principal = authenticate(
+                    uow, token, kind="cookie", lifetime=session_lifetime(c.settings, "cookie")
+                )
             except Unauthenticated:
                 return None
+            uow.commit()  # the idle expiry moved forward, if it was time to
+            return principal
 
     async with transaction_slots(request):
         return await run_in_threadpool(check)

@@ -117,10 +117,12 @@ class OrgRepository:
 
     def principal_rows(
         self, token_hash: str, kind: str, now: datetime
-    ) -> Sequence[tuple[uuid.UUID, str, str, uuid.UUID | None, str | None, str | None]]:
-        """For a live session: (user id, username, full name, unit id, role, unit kind), one
-        row per role (a single row of Nones for a user without roles). One round trip: every
-        API request authenticates."""
+    ) -> Sequence[
+        tuple[uuid.UUID, str, str, uuid.UUID | None, str | None, str | None, datetime, datetime]
+    ]:
+        """For a live session: (user id, username, full name, unit id, role, unit kind,
+        session created at, session expires at), one row per role (a single row of Nones for
+        a user without roles). One round trip: every API request authenticates."""
         rows = self.session.execute(
             select(
                 User.id,
@@ -129,6 +131,8 @@ class OrgRepository:
                 RoleAssignment.unit_id,
                 RoleAssignment.role,
                 Unit.kind,
+                AuthSession.created_at,
+                AuthSession.expires_at,
             )
             .join(AuthSession, AuthSession.user_id == User.id)
             .outerjoin(RoleAssignment, RoleAssignment.user_id == User.id)
@@ -141,7 +145,14 @@ class OrgRepository:
                 User.active.is_(True),
             )
         ).all()
-        return [(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
+        return [(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows]
+
+    def extend_session(self, token_hash: str, expires_at: datetime) -> None:
+        self.session.execute(
+            update(AuthSession)
+            .where(AuthSession.token_hash == token_hash, AuthSession.revoked_at.is_(None))
+            .values(expires_at=expires_at)
+        )
 
     def revoke_session(self, token_hash: str, now: datetime) -> None:
         self.session.execute(

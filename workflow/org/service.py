@@ -26,6 +26,7 @@ from workflow.org.models import AuthSession, Department, Role, RoleAssignment, U
 from workflow.org.repository import OrgRepository
 from workflow.org.throttle import LoginPolicy, LoginThrottle
 from workflow.principal import CITYWIDE_ROLES, Principal
+from workflow.settings import Settings
 from workflow.uow import UnitOfWork
 
 _hasher = PasswordHasher()
@@ -39,6 +40,31 @@ def hash_password(password: str) -> str:
 
 def _token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class SessionLifetime:
+    """How long a login lasts: at most `absolute` after it began, and only while it is used at
+    least every `idle` (the server moves `expires_at` forward as it is used, in steps of
+    EXTEND_STEP, never past the absolute limit)."""
+
+    absolute: timedelta
+    idle: timedelta | None = None
+
+    def expiry(self, created_at: datetime, now: datetime) -> datetime:
+        limit = created_at + self.absolute
+        return limit if self.idle is None else min(limit, now + self.idle)
+
+
+EXTEND_STEP = timedelta(minutes=1)  # at most one write a minute per session in use
+
+
+def session_lifetime(settings: Settings, kind: str) -> SessionLifetime:
+    if kind == "cookie":
+        minutes = (settings.session_ttl_minutes, settings.session_idle_minutes)
+    else:
+        minutes = (settings.token_ttl_minutes, settings.token_idle_minutes)
+    return SessionLifetime(timedelta(minutes=minutes[0]), timedelta(minutes=minutes[1]))
 
 
 @dataclass(frozen=True)
@@ -71,7 +97,7 @@ def attempt_login(
     password: str,
     *,
     kind: str,
-    ttl: timedelta,
+    ttl: timedelta | SessionLifetime,
     client: str,
     policy: LoginPolicy = LoginPolicy(),
 ) -> LoginAttempt:
@@ -89,7 +115,12 @@ def attempt_login(
 
 
 def login(
-    uow: UnitOfWork, username: str, password: str, *, kind: str, ttl: timedelta
+    uow: UnitOfWork,
+    username: str,
+    password: str,
+    *,
+    kind: str,
+    ttl: timedelta | SessionLifetime,
 ) -> IssuedSession:
     """Check the password and open a session of `kind` ("cookie" or "bearer"). Unthrottled:
     requests from clients go through `attempt_login`."""
@@ -103,19 +134,21 @@ def login(
         raise _invalid_login()
     token = secrets.token_urlsafe(32)
     now = utcnow()
+    lifetime = ttl if isinstance(ttl, SessionLifetime) else SessionLifetime(ttl)
+    expires_at = lifetime.expiry(now, now)
     repo.add(
         AuthSession(
             token_hash=_token_digest(token),
             user_id=user.id,
             kind=kind,
             created_at=now,
-            expires_at=now + ttl,
+            expires_at=expires_at,
         )
     )
     principal = principal_for(repo, user)
     uow.actor = principal
     uow.audit("auth.login", "user", user.id, details={"kind": kind})
-    return IssuedSession(token, now + ttl, principal)
+    return IssuedSession(token, expires_at, principal)
 
 
 def logout(uow: UnitOfWork, token: str) -> None:
@@ -150,8 +183,22 @@ def _principal(
     )
 
 
-def authenticate(uow: UnitOfWork, token: str, *, kind: str) -> Principal:
-    rows = OrgRepository(uow.session).principal_rows(_token_digest(token), kind, utcnow())
+def authenticate(
+    uow: UnitOfWork, token: str, *, kind: str, lifetime: SessionLifetime | None = None
+) -> Principal:
+    """The principal of a live session. With a `lifetime` that has an idle limit, a use moves
+    the session's expiry forward (a write at most every EXTEND_STEP): the caller commits."""
+    repo = OrgRepository(uow.session)
+    digest = _token_digest(token)
+    now = utcnow()
+    rows = repo.principal_rows(digest, kind, now)
+    if rows and lifetime is not None and lifetime.idle is not None:
+        created_at, expires_at = rows[0][6], rows[0][7]
+        extended = lifetime.expiry(created_at, now)
+        if extended < expires_at or extended - expires_at >= EXTEND_STEP:
+            repo.extend_session(digest, extended)
+        if extended <= now:
+            rows = []
     if not rows:
         raise Unauthenticated(
             "Sesja wygasła lub jest nieważna. Zaloguj się ponownie.",
@@ -159,7 +206,7 @@ def authenticate(uow: UnitOfWork, token: str, *, kind: str) -> Principal:
             code="invalid_token",
         )
     user_id, username, full_name = rows[0][:3]
-    return _principal(user_id, username, full_name, (r[3:] for r in rows))
+    return _principal(user_id, username, full_name, (r[3:6] for r in rows))
 
 
 def _require_admin(actor: Principal, unit_id: uuid.UUID | None = None) -> None:
