@@ -70,3 +70,14 @@ clean:
 bench-load: install services-up
 	set -a; . .services/env; set +a; \
 	.venv/bin/python bench/load.py
+
+# Fault tests (tests/faults, ~10 min): kill -9 / stop the API, the worker, PostgreSQL, S3 and
+# Elasticsearch during a registration load, then check the invariants. They start servers of
+# their own on free ports (never the shared ones of services-up); figures go to
+# bench/results/faults-*.json. Needs the SeaweedFS and Elasticsearch installs of the scripts.
+.PHONY: faults
+faults: install
+	@test -x .services/venv/bin/weed || scripts/services.sh up
+	@ls .services/elasticsearch/elasticsearch-*/bin/elasticsearch >/dev/null 2>&1 || scripts/elasticsearch.sh up
+	EZD_FAULTS=1 .venv/bin/pytest -p no:cacheprovider --basetemp=.pytest-tmp-faults \
+	  -o timeout=900 tests/faults $(PYTEST_ARGS)
