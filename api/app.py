@@ -16,7 +16,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.types import ASGIApp
 
 from api.bootstrap import Container, bootstrap
-from api.errors import install_error_handlers
+from api.errors import error_responses, install_error_handlers
 from api.routers import (
     archive,
     audit,
@@ -87,28 +87,37 @@ def create_app(c: Container | None = None, *, start_worker: bool | None = None) 
     app.state.container = container
     app.https = container.settings.login_secure_cookie
     install_error_handlers(app)
-    for r in (
-        auth,
-        org,
-        jrwa,
-        registry,
-        cases,
-        documents,
-        audit,
-        processes,
-        signing,
-        search,
-        archive,
-        public,
+    # The domain errors each router's operations can answer with, documented in the one
+    # error shape (api/errors.py); every operation can also meet a database outage (503).
+    staff = (400, 401, 403, 404, 409, 422, 503)
+    uploads = (*staff, 413, 415)
+    for r, statuses in (
+        (auth, (401, 422, 429, 503)),
+        (org, staff),
+        (jrwa, staff),
+        (registry, uploads),
+        (cases, staff),
+        (documents, uploads),
+        (audit, staff),
+        (processes, (*staff, 413)),
+        (signing, (*staff, 413)),
+        (search, staff),
+        (archive, staff),
+        (public, (400, 403, 404, 409, 413, 415, 422, 429, 503)),
     ):
-        app.include_router(r.router)
+        app.include_router(r.router, responses=error_responses(*statuses))
     mount_web(app)
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:
         return RedirectResponse("/web/")
 
-    @app.get("/healthz", tags=["health"], summary="Liveness and database check")
+    @app.get(
+        "/healthz",
+        tags=["health"],
+        summary="Liveness and database check",
+        responses=error_responses(503),
+    )
     def healthz() -> dict[str, str]:
         with container.engine.connect() as conn:
             conn.execute(text("SELECT 1"))

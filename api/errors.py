@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -28,6 +29,49 @@ def error_body(
             "message_en": message_en,
             "details": details or {},
         }
+    }
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable error code, e.g. `not_found`, `validation_failed`")
+    message: str = Field(description="What went wrong, in Polish")
+    message_en: str = Field(description="The same in English")
+    details: dict[str, Any] = Field(description="Machine-readable details (fields, limits, …)")
+
+
+class ErrorResponse(BaseModel):
+    """The body of every error answer (see `error_body`)."""
+
+    error: ErrorDetail
+
+
+ERROR_STATUSES: dict[int, str] = {
+    400: "The request cannot be carried out as sent (a domain rule refuses it)",
+    401: "Not logged in, or the token has expired (`unauthenticated`)",
+    403: "Logged in but not allowed (`forbidden`, or a more specific code)",
+    404: "Not found, or not visible to the caller (`not_found`)",
+    409: "Conflicts with the current state (`conflict`, `concurrent_change`, …)",
+    413: "A file or the request body is above its limit",
+    415: "The file type is not accepted",
+    422: "The data is invalid (`validation_failed`, or a more specific code)",
+    429: "Too many requests or failed attempts; try again later",
+    503: "A backing service (database, storage, search, signing) is temporarily unavailable",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for the domain errors a route (or a router) can answer with, all in
+    the one `ErrorResponse` shape. A 422 given here replaces FastAPI's default, which describes
+    a body this app never sends. Errors are JSON also where the success is HTML or PDF (FastAPI
+    files the model under the route's media type, so JSON is named explicitly too)."""
+    json_body = {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}
+    return {
+        status: {
+            "model": ErrorResponse,
+            "description": ERROR_STATUSES[status],
+            "content": {"application/json": json_body},
+        }
+        for status in statuses
     }
 
 

@@ -1,0 +1,24 @@
+"""Regular tests for what the OpenAPI fuzzing (tests/test_fuzz_openapi.py) found: each failed
+before its fix."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+
+def test_error_answers_are_documented_in_the_one_error_shape(client: TestClient) -> None:
+    """Every operation documents the domain errors it can answer with (401, 403, 404, … as the
+    `ErrorResponse` body); before, only 200 and FastAPI's 422 (a body never sent) were."""
+    schema = client.get("/openapi.json").json()
+    assert "ErrorResponse" in schema["components"]["schemas"]
+    for path, operations in schema["paths"].items():
+        for method, op in operations.items():
+            responses = op["responses"]
+            assert "503" in responses, (method, path)
+            if path.startswith(("/api/v1/public", "/api/v1/auth")) or path == "/healthz":
+                continue
+            assert {"401", "403", "404", "422"} <= responses.keys(), (method, path)
+            body = responses["404"]["content"]["application/json"]["schema"]
+            assert body == {"$ref": "#/components/schemas/ErrorResponse"}, (method, path)
+    record = schema["paths"]["/api/v1/cases/{reference}/record.html"]["get"]["responses"]
+    assert "application/json" in record["401"]["content"]  # errors are JSON beside the HTML
