@@ -5,6 +5,18 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
+from tests.helpers import error_code, token
+
+
+def test_a_trust_anchor_that_is_not_ascii_is_refused_not_a_crash(client: TestClient) -> None:
+    """The router encoded the PEM text as ASCII before the service saw it: a non-ASCII
+    character answered 500 (for an administrator and for a clerk, who should get 403)."""
+    body = {"label": "CA", "pem": "-----BEGIN CERTIFICATE-----\nżółć\n-----END CERTIFICATE-----\n"}
+    admin = client.post("/api/v1/trust-anchors", headers=token(client, "admin.wow"), json=body)
+    assert admin.status_code == 422 and error_code(admin) == "pem_invalid"
+    clerk = client.post("/api/v1/trust-anchors", headers=token(client, "clerk.sp58"), json=body)
+    assert clerk.status_code == 403
+
 
 def test_error_answers_are_documented_in_the_one_error_shape(client: TestClient) -> None:
     """Every operation documents the domain errors it can answer with (401, 403, 404, … as the

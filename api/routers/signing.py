@@ -137,8 +137,7 @@ def list_anchors(uow: UoW, actor: Actor) -> list[AnchorOut]:
 )
 def add_anchors(body: AnchorIn, uow: UoW, actor: Actor) -> list[AnchorOut]:
     return [
-        _anchor_out(a)
-        for a in service.add_trust_anchors(uow, body.pem.encode("ascii"), label=body.label)
+        _anchor_out(a) for a in service.add_trust_anchors(uow, body.pem.encode(), label=body.label)
     ]
 
 
