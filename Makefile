@@ -79,5 +79,4 @@ bench-load: install services-up
 faults: install
 	@test -x .services/venv/bin/weed || scripts/services.sh up
 	@ls .services/elasticsearch/elasticsearch-*/bin/elasticsearch >/dev/null 2>&1 || scripts/elasticsearch.sh up
-	EZD_FAULTS=1 .venv/bin/pytest -p no:cacheprovider --basetemp=.pytest-tmp-faults \
-	  -o timeout=900 tests/faults $(PYTEST_ARGS)
+	EZD_FAULTS=1 .venv/bin/pytest -p no:cacheprovider -o timeout=900 tests/faults $(PYTEST_ARGS)
