@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.web.security import CSRF_FIELD, CSRF_HEADER, csrf_token_for
 from tests.conftest import Backend
+from tests.pki import TestPki, pki_fixture  # noqa: F401  (the `pki` fixture)
 
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 ADMIN = "admin.wow"
@@ -436,3 +437,118 @@ def test_web_logout_revokes_the_session_on_the_server(web: TestClient) -> None:
     web.cookies.set("ezd_session", cookie)  # a copy of the old cookie is useless
     assert web.get("/web/").status_code == 303
     assert web.get("/api/v1/auth/me").status_code == 401
+
+
+# --- no secrets in the logs ------------------------------------------------------------------
+
+
+def test_no_secret_reaches_the_logs(
+    backend: Backend,
+    pki: TestPki,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Everything logged at DEBUG by every logger (SQL statements with their parameters
+    included) and every request line an access log would print, across logins, a failed
+    login, token and cookie use, user creation, a seal import with its passphrase and loading
+    the settings, contains none of the secrets involved."""
+    import base64
+    import logging
+
+    from sqlalchemy.engine import make_url
+
+    from workflow.db import make_engine
+    from workflow.settings import Settings
+
+    secrets = {
+        "api user password": "Zaq1-Xsw2-Cde3-Vfr4",
+        "web user password": "Mko0-Nji9-Bhu8-Vgy7",
+        "wrong password": "Wrong-Zaq1-Guess-77",
+        "seal passphrase": "seal-passphrase-Qw3rty",
+        "database password": "Db-Pa55-Secret-1",
+        "S3 secret key": "S3-Secret-Key-XYZ123",
+        "SMTP password": "Smtp-Pa55-Secret-2",
+        "key encryption key": base64.b64encode(b"k" * 32).decode(),
+    }
+    real_db = make_url(backend.settings.resolved_database_url).password
+    if real_db and len(real_db) >= 8:  # a short one ("ezd") matches harmless text
+        secrets["test database password"] = real_db
+    request_lines: list[str] = []
+    caplog.set_level(logging.DEBUG)  # the root logger: every logger propagates to it
+    # ... and every logger that sets its own level (SQLAlchemy's: SQL with its parameters).
+    for name in ["sqlalchemy", *logging.root.manager.loggerDict]:
+        caplog.set_level(logging.DEBUG, logger=name)
+
+    with make_client(backend) as c:
+        c.event_hooks["request"] = [
+            lambda req: request_lines.append(f"{req.method} {req.url.raw_path.decode()}")
+        ]
+        admin = {"Authorization": f"Bearer {_api_login(c, ADMIN, 'demo').json()['access_token']}"}
+        secrets["admin token"] = admin["Authorization"].split()[1]
+        r = c.post(
+            "/api/v1/users",
+            headers=admin,
+            json={
+                "username": "tajny.api",
+                "full_name": "Tajny Api",
+                "password": secrets["api user password"],
+            },
+        )
+        assert r.status_code == 201, r.text
+        session = web_login(c)
+        secrets["admin session cookie"] = session
+        secrets["admin CSRF token"] = csrf_token_for(session)
+        r = c.post(
+            "/web/admin/users",
+            data={
+                "username": "tajny.web",
+                "full_name": "Tajny Web",
+                "password": secrets["web user password"],
+                CSRF_FIELD: csrf_token_for(session),
+            },
+        )
+        assert r.status_code == 303, r.text
+        r = c.post(
+            "/api/v1/units/SP58/signing-keys",
+            headers=admin,
+            json={
+                "label": "Pieczęć",
+                "key_base64": base64.b64encode(
+                    pki.seal.p12(secrets["seal passphrase"].encode())
+                ).decode(),
+                "password": secrets["seal passphrase"],
+            },
+        )
+        assert r.status_code == 201, r.text
+        assert _api_login(c, "tajny.api", secrets["wrong password"]).status_code == 401
+        r = _api_login(c, "tajny.api", secrets["api user password"])
+        assert r.status_code == 200
+        secrets["user token"] = r.json()["access_token"]
+        bearer = {"Authorization": f"Bearer {secrets['user token']}"}
+        assert c.get("/api/v1/auth/me", headers=bearer).status_code == 200
+        c.cookies.clear()
+        secrets["web user cookie"] = web_login(c, "tajny.web", secrets["web user password"])
+        assert c.get("/web/").status_code == 200
+        assert c.post("/api/v1/auth/logout", headers=bearer).status_code == 204
+
+    monkeypatch.setenv(
+        "EZD_DATABASE_URL",
+        f"postgresql+psycopg://ezd:{secrets['database password']}@127.0.0.1:1/ezd",
+    )
+    monkeypatch.setenv("EZD_S3_SECRET_KEY", secrets["S3 secret key"])
+    monkeypatch.setenv("EZD_SMTP_PASSWORD", secrets["SMTP password"])
+    monkeypatch.setenv("EZD_KEY_ENCRYPTION_KEY", secrets["key encryption key"])
+    settings = Settings()
+    log = logging.getLogger("ezd.test")
+    log.debug("settings: %r", settings)
+    log.info("settings: %s", settings)
+    log.debug("database: %s", make_url(settings.resolved_database_url))
+    engine = make_engine(settings.resolved_database_url)
+    log.info("engine: %r", engine)
+    engine.dispose()
+
+    logged = [r.getMessage() for r in caplog.records]
+    logged += [*caplog.text.splitlines(), *request_lines]
+    assert len(caplog.records) > 50  # SQL at DEBUG was captured: the check is not vacuous
+    found = {name: line for name, value in secrets.items() for line in logged if value in line}
+    assert not found, "in the logs:\n" + "\n".join(f"{k}: {v[:3000]}" for k, v in found.items())

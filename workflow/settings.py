@@ -7,12 +7,19 @@ Production sets `EZD_DATABASE_URL` (PostgreSQL, psycopg 3) and `EZD_S3_ENDPOINT`
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def hide_password(url: str) -> str:
+    """`scheme://user:***@host/db` for `scheme://user:password@host/db`."""
+    return re.sub(r"(://[^:/@]*:)[^/]*@", r"\1***@", url)
 
 
 class Settings(BaseSettings):
@@ -126,6 +133,14 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """repr() and str() (and so any log line or traceback that shows the settings) hide the
+        database URL's password; the secrets proper are SecretStr."""
+        for name, value in super().__repr_args__():
+            if name == "database_url" and isinstance(value, str):
+                value = hide_password(value)
+            yield name, value
 
     @cached_property
     def resolved_database_url(self) -> str:
