@@ -225,7 +225,16 @@ def main() -> None:
         choices=["elasticsearch", "embedded"],
         help="one adapter (embedded: no Elasticsearch needed, no API comparison)",
     )
+    ap.add_argument(
+        "--database",
+        help="scale benchmark: query the Elasticsearch index of this database made by "
+        "bench/scale.py (no generation, no indexing; the API serves that database)",
+    )
+    ap.add_argument("--index", help="with --database: the index alias (default: its name)")
     args = ap.parse_args()
+    if args.database:
+        scale_database(args)
+        return
     url = os.environ.get("EZD_TEST_ES_URL", "")
     if not url and args.only != "embedded":
         sys.exit("EZD_TEST_ES_URL is not set: scripts/elasticsearch.sh up (or --only embedded)")
@@ -267,6 +276,44 @@ def main() -> None:
     result = json.loads(json.dumps(result), parse_float=lambda s: round(float(s), 2))
     print(json.dumps(result, indent=2))
     out = ROOT / "bench" / "results" / f"search-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    out.write_text(json.dumps(result, indent=2))
+
+
+def scale_database(args: argparse.Namespace) -> None:
+    """The same query mix and API comparison on the index of a scale database (issue 9)."""
+    from sqlalchemy import create_engine, text
+
+    from bench.scale import database_url, scale_env
+
+    alias = args.index or args.database.replace("_", "-")
+    url = os.environ["EZD_TEST_ES_URL"]
+    engine = create_engine(database_url(args.database))
+    with engine.connect() as c:
+        units = [(str(i), code) for i, code in c.execute(text("SELECT id, code FROM units"))]
+    engine.dispose()
+    sp58 = next(u for u, c in units if c == "SP58")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EZD_")}
+    env.update(scale_env(args.database, alias))
+    es = ElasticsearchIndex(url, alias)
+    load_at_start = round(os.getloadavg()[0], 2)
+    try:
+        docs = es.es.count(index=alias)["count"]
+        result: dict[str, Any] = {
+            "database": args.database,
+            "index": alias,
+            "docs": docs,
+            "loadavg_at_start": load_at_start,
+            "elasticsearch": latencies(es, requests_mix(args.queries, (sp58,))),
+        }
+        print("elasticsearch", result["elasticsearch"], flush=True)
+        result["api_vs_raw_es"] = api_vs_raw(es, env, sp58, min(args.queries, 200))
+    finally:
+        es.close()  # the index stays: it belongs to the scale database
+    result["loadavg_at_end"] = round(os.getloadavg()[0], 2)
+    result = json.loads(json.dumps(result), parse_float=lambda s: round(float(s), 2))
+    print(json.dumps(result, indent=2))
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    out = ROOT / "bench" / "results" / f"search-{args.database}-{stamp}.json"
     out.write_text(json.dumps(result, indent=2))
 
 
