@@ -323,17 +323,22 @@ def library_files(directory: Path) -> list[LibraryFile]:
     `bpmn/decisions/` that define the decisions its business rule tasks call."""
     import json
 
-    from lxml import etree
+    from workflow.xmlsafe import parse_untrusted_xml
+
+    # The library folder is configuration (EZD_BPMN_DIR), read through the same hardened gate
+    # as uploads; the definitions are checked again, with the upload limits, when deployed.
+    def parse(data: bytes, what: str) -> Any:
+        return parse_untrusted_xml(data, max_bytes=50_000_000, max_elements=1_000_000, what=what)
 
     tables: dict[str, tuple[str, str]] = {}  # decision id -> (file name, xml)
     for dmn in sorted((directory / "decisions").glob("*.dmn")):
         text = dmn.read_text("utf-8")
-        for ident in etree.fromstring(text.encode()).xpath("//*[local-name()='decision']/@id"):
+        for ident in parse(text.encode(), "DMN").xpath("//*[local-name()='decision']/@id"):
             tables[str(ident)] = (f"decisions/{dmn.name}", text)
     out = []
     for path in sorted(directory.glob("*.bpmn")):
         data = path.read_bytes()
-        root = etree.fromstring(data, etree.XMLParser(resolve_entities=False, no_network=True))
+        root = parse(data, "BPMN")
         forms = {
             str(name): json.loads((directory / str(name)).read_text("utf-8"))
             for name in sorted(
