@@ -52,6 +52,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
+from argon2 import PasswordHasher  # noqa: E402
 from sqlalchemy import create_engine, select, text, update  # noqa: E402
 
 from bench.common import (  # noqa: E402
@@ -163,7 +164,7 @@ def seed(c: Any, args: argparse.Namespace, units: list[str], staff: list[Staff])
     from workflow.documents.service import spooled
     from workflow.org.models import RoleAssignment, Unit, UnitKind, User
     from workflow.org.repository import OrgRepository
-    from workflow.org.service import hash_password, login, principal_for
+    from workflow.org.service import login, principal_for
     from workflow.processes.models import ProcessTask, TaskStatus
     from workflow.processes.service import complete_task, start_process
     from workflow.registry.schemas import Party, RegisterIncoming
@@ -188,7 +189,11 @@ def seed(c: Any, args: argparse.Namespace, units: list[str], staff: list[Staff])
                 repo.add(unit)
                 uow.flush()
                 uow.audit("unit.created", "unit", unit.id, unit_id=unit.id, details={"code": code})
-        password_hash = hash_password(DEMO_PASSWORD)
+        # The bench staff's hash is argon2 with light parameters: their 200 logins (below)
+        # would otherwise take minutes of CPU on two cores. Login is not part of the mix.
+        password_hash = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1).hash(
+            DEMO_PASSWORD
+        )
         for s in staff:
             unit = repo.unit_by_code(s.unit)
             assert unit is not None
@@ -562,8 +567,13 @@ async def loop_lag(run: Run, out: list[float]) -> None:
 async def run_load(
     base: str, staff: list[Staff], refs: dict[str, list[str]], args: argparse.Namespace
 ) -> tuple[Run, list[float]]:
+    # Idle connections are dropped after 4 s, before uvicorn closes them (its keep-alive
+    # timeout is 5 s, and so is httpx's default): otherwise a request sent on a connection the
+    # server is closing fails with ReadError, which is the client's race, not ezd's error.
     limits = httpx.Limits(
-        max_connections=args.connections, max_keepalive_connections=args.connections
+        max_connections=args.connections,
+        max_keepalive_connections=args.connections,
+        keepalive_expiry=4.0,
     )
     async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits) as client:
         begin = time.perf_counter()
