@@ -94,6 +94,10 @@ async def current_principal(request: Request) -> Principal:
     if found is None:
         raise Unauthenticated()
     token, kind = found
+    if kind == "cookie":
+        from api.web.security import check_api_cookie_request  # api.web imports this module
+
+        check_api_cookie_request(request)
     c = container(request)
 
     def check() -> Principal:

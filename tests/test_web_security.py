@@ -132,6 +132,61 @@ def test_every_unsafe_web_route_needs_the_session_bound_token(web: TestClient) -
     assert not problems, "\n".join(problems)
 
 
+def unsafe_api_routes(app: FastAPI) -> list[tuple[str, str]]:
+    iterate = getattr(fastapi.routing, "iter_route_contexts", None)
+    found = []
+    for entry in iterate(app.routes) if iterate else app.routes:
+        route = getattr(entry, "original_route", entry)
+        path = entry.path
+        if isinstance(route, APIRoute) and path.startswith("/api/v1/"):
+            if path.startswith(("/api/v1/public/", "/api/v1/auth/token", "/api/v1/auth/login")):
+                continue
+            found += [(m, path) for m in sorted(set(entry.methods) & UNSAFE)]
+    return sorted(found)
+
+
+def test_cookie_authenticated_api_requests_from_another_site_are_refused(
+    web: TestClient,
+) -> None:
+    """The JSON API takes the session cookie too: an unsafe request with it must come from our
+    own pages (Origin / Sec-Fetch-Site), and a CSRF header, when sent, must be right. Bearer
+    tokens are not ambient, so another origin does not matter for them."""
+    routes = unsafe_api_routes(web.app)  # type: ignore[arg-type]
+    assert ("POST", "/api/v1/incoming") in routes and len(routes) >= 20
+    session = web_login(web)
+    problems = []
+    for method, path in routes:
+        url = concrete(path)
+        for what, headers in {
+            "cross-site origin": {"Origin": "https://evil.example"},
+            "sibling subdomain": {"Origin": "https://szkola.testserver"},
+            "sec-fetch-site cross-site": {"Sec-Fetch-Site": "cross-site"},
+            "sec-fetch-site same-site": {"Sec-Fetch-Site": "same-site"},
+            "wrong CSRF header": {CSRF_HEADER: csrf_token_for("another session")},
+        }.items():
+            r = web.request(method, url, headers=headers, json={})
+            if not (r.status_code == 403 and r.json()["error"]["code"] == "csrf_failed"):
+                problems.append(f"{method} {path}: {what} -> {r.status_code}")
+    assert not problems, "\n".join(problems)
+    # From our own pages (same origin, or a script with the header) it goes through.
+    me = {"Origin": "http://testserver", "Sec-Fetch-Site": "same-origin"}
+    r = web.post("/api/v1/incoming", headers=me, data={"meta": "{}"})
+    assert r.status_code == 422, r.text
+    r = web.post("/api/v1/incoming", headers={CSRF_HEADER: csrf_token_for(session)})
+    assert r.status_code == 422, r.text
+    # A bearer token from anywhere is not a CSRF question.
+    bearer = {"Authorization": f"Bearer {_api_login(web, ADMIN, 'demo').json()['access_token']}"}
+    r = web.post("/api/v1/incoming", headers={**bearer, "Origin": "https://evil.example"})
+    assert r.status_code == 422, r.text
+    # Nor can another site log a browser in through the API's cookie login.
+    r = web.post(
+        "/api/v1/auth/login",
+        data={"username": ADMIN, "password": "demo"},
+        headers={"Origin": "https://evil.example"},
+    )
+    assert r.status_code == 403 and "set-cookie" not in r.headers
+
+
 def test_login_form_uses_a_double_submit_token(web: TestClient) -> None:
     creds = {"username": ADMIN, "password": "demo"}
     # No pre-session cookie at all: refused.

@@ -12,7 +12,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 from api.deps import SESSION_COOKIE, Actor, AnonymousUoW, UoW, bearer_or_cookie, container
 from api.errors import error_body
 from api.schemas import MeOut, RoleOut, TokenOut
-from api.web.security import client_address, secure_cookies
+from api.web.security import check_origin, client_address, secure_cookies
 from workflow.errors import DomainError
 from workflow.org.repository import OrgRepository
 from workflow.org.service import attempt_login, logout, session_lifetime
@@ -75,6 +75,7 @@ def login_with_cookie(
     username: Annotated[str, Form(max_length=80)],
     password: Annotated[str, Form(max_length=200)],
 ) -> MeOut | JSONResponse:
+    check_origin(request)  # no logging a browser into someone else's session from elsewhere
     settings = container(request).settings
     ttl = timedelta(minutes=settings.session_ttl_minutes)
     lifetime = session_lifetime(settings, "cookie")
