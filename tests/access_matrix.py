@@ -99,6 +99,15 @@ PUBLIC = Rule(EVERYONE, public=True)
 # Keyed "METHOD path" exactly as the route table has them; the walk runs in this order (reads
 # first, then changes, the ones that end something last).
 MATRIX: dict[str, Rule] = {
+    # -- first: a substitute set here sees the absent user's tasks in every inbox read below ---
+    "POST /api/v1/substitutions": Rule(
+        at(OWN, "headteacher", "admin", "handler"),
+        also_refused=(422,),
+        note="each persona names their own unit, handler.sp58 as the absent user and "
+        "themselves as the substitute: the head, an admin or the absent user may; another "
+        "unit's head or admin must not become the substitute of SP58's staff (422 "
+        "substitution_invalid: the user does not work in that unit)",
+    ),
     # -- auth --------------------------------------------------------------------------------
     "POST /api/v1/auth/token": PUBLIC,
     "POST /api/v1/auth/login": PUBLIC,
@@ -125,7 +134,7 @@ MATRIX: dict[str, Rule] = {
     "GET /api/v1/audit/cases/{reference}": obj(TRAIL_READERS),
     "GET /api/v1/audit/users/{username}": Rule(CITY_OVERSIGHT, readers=READERS | CITY_OVERSIGHT),
     # -- processes -----------------------------------------------------------------------------
-    "GET /api/v1/tasks": Rule(READERS),
+    "GET /api/v1/tasks": Rule(AUTHENTICATED, note="everyone's inbox, trimmed to their units"),
     "GET /api/v1/tasks/{task_id}": obj(READERS),
     "GET /api/v1/process-instances/{instance_id}": obj(READERS),
     "GET /api/v1/process-instances/{instance_id}/diagram": obj(READERS),
@@ -168,17 +177,13 @@ MATRIX: dict[str, Rule] = {
     "POST /api/v1/cases/{reference}/documents": obj(CASEWORKERS),
     "POST /api/v1/documents/{document_id}/versions": obj(CASEWORKERS),
     "POST /api/v1/processes/{key}/start": obj(STARTERS),
-    "POST /api/v1/tasks/{task_id}/assign": obj(ASSIGNERS),
     "POST /api/v1/tasks/{task_id}/claim": obj(TASK_POOL),
     "POST /api/v1/tasks/{task_id}/release": obj(TASK_POOL),
+    "POST /api/v1/tasks/{task_id}/assign": obj(ASSIGNERS),
     "POST /api/v1/tasks/{task_id}/complete": obj(TASK_POOL),
     "POST /api/v1/process-definitions/preview": Rule(CITY_ADMIN),
     "POST /api/v1/process-definitions": Rule(CITY_ADMIN),
     "POST /api/v1/incidents/{incident_id}/retry": obj(UNIT_ADMINS, ADMIN_READERS),
-    "POST /api/v1/substitutions": Rule(
-        at(OWN, "headteacher", "admin", "handler") | CITY_ADMIN,
-        note="the head, an admin or the absent user (the body names handler.sp58) themselves",
-    ),
     "POST /api/v1/units/{code}/signing-keys": Rule(UNIT_ADMINS),
     "POST /api/v1/trust-anchors": Rule(CITY_ADMIN),
     "POST /api/v1/signatures/verify": Rule(AUTHENTICATED, note="a verification utility"),
@@ -213,9 +218,9 @@ MATRIX: dict[str, Rule] = {
     "POST /web/login": PUBLIC,
     "POST /web/register": CLERK_FORM,
     "POST /web/cases/{reference}/processes": obj(STARTERS),
-    "POST /web/tasks/{task_id}/assign": obj(ASSIGNERS),
     "POST /web/tasks/{task_id}/claim": obj(TASK_POOL),
     "POST /web/tasks/{task_id}/release": obj(TASK_POOL),
+    "POST /web/tasks/{task_id}/assign": obj(ASSIGNERS),
     "POST /web/tasks/{task_id}/complete": obj(TASK_POOL),
     "POST /web/admin/units": Rule(CITY_ADMIN),
     "POST /web/admin/units/{code}/departments": Rule(UNIT_ADMINS),
