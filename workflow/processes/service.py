@@ -907,12 +907,15 @@ def add_substitution(
             "The substitution ends before it starts.",
             code="substitution_invalid",
         )
-    if not (set(org.roles_of(sub.id, unit.id)) & set(STAFF_ROLES)):
-        raise ValidationFailed(
-            f"{substitute} nie pracuje w tej jednostce.",
-            f"{substitute} does not work in this unit.",
-            code="substitution_invalid",
-        )
+    # Both work in the unit: a substitution is the unit's arrangement, and naming another
+    # unit's employee would show their tasks (that unit's cases) in the substitute's inbox.
+    for name, person in ((username, user), (substitute, sub)):
+        if not (set(org.roles_of(person.id, unit.id)) & set(STAFF_ROLES)):
+            raise ValidationFailed(
+                f"{name} nie pracuje w tej jednostce.",
+                f"{name} does not work in this unit.",
+                code="substitution_invalid",
+            )
     s = Substitution(
         id=uuid.uuid4(),
         unit_id=unit.id,
