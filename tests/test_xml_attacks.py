@@ -26,10 +26,13 @@ to `bench/results/fuzz.json` under `xml_attacks`.
 
 from __future__ import annotations
 
+import io
 import json
+import re
 import socket
 import threading
 import time
+import zipfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -37,17 +40,23 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 from fastapi.testclient import TestClient
 from lxml import etree
 from sqlalchemy import select
 
+from api.app import create_app
 from api.bootstrap import key_encryption_key
+from api.web.render import FLASH_COOKIE
+from api.web.security import CSRF_HEADER, csrf_token_for
+from search.extract import DOCX, ODT
 from tests.conftest import Backend
 from tests.helpers import install_unit_seals, letter_meta, register, token
 from tests.pki import TestPki, pki_fixture  # noqa: F401
 from tests.test_signing_api import school_letter
+from tests.test_web_security import web_login
 from workflow.org.repository import OrgRepository
 from workflow.search.models import DocumentText
 from workflow.signing.service import unit_identity
@@ -122,7 +131,38 @@ def corpus_files(address: str) -> dict[str, bytes]:
     files["generated:many_attributes_50k"] = (
         b"<r " + b" ".join(b'a%d="1"' % i for i in range(50_000)) + b"/>"
     )
+    files["generated:docx_with_xxe"] = _zipped(
+        {
+            "[Content_Types].xml": b"<Types/>",
+            "word/document.xml": _with_listener(
+                (CORPUS / "xxe_file_entity.xml").read_bytes(), address
+            ),
+        }
+    )
+    files["generated:odt_with_billion_laughs"] = _zipped(
+        {
+            "mimetype": b"application/vnd.oasis.opendocument.text",
+            "content.xml": (CORPUS / "billion_laughs.xml").read_bytes(),
+        }
+    )
     return files
+
+
+def _attachment(data: bytes) -> tuple[str, bytes, str]:
+    """The corpus file as a registration's attachment: XML, or the office file it is."""
+    if data.startswith(b"PK") and b"word/document.xml" in data:
+        return ("pismo.docx", data, DOCX)
+    if data.startswith(b"PK"):
+        return ("pismo.odt", data, ODT)
+    return ("pismo.xml", data, "application/xml")
+
+
+def _zipped(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return buf.getvalue()
 
 
 def _signed_letter(backend: Backend) -> bytes:
@@ -192,10 +232,12 @@ class Endpoint:
     send: Callable[[TestClient, bytes], Any]
     #: 2xx answers the design gives on purpose (see the module docstring)
     accepts: tuple[int, ...] = ()
+    #: a staff web form: refusals are a redirect back with an error flash, not a 4xx
+    web: bool = False
 
 
-def endpoints(headers: dict[str, dict[str, str]]) -> list[Endpoint]:
-    return [
+def endpoints(headers: dict[str, dict[str, str]], web: TestClient | None = None) -> list[Endpoint]:
+    found = [
         Endpoint(
             "POST /api/v1/signatures/verify",
             lambda c, d: c.post(
@@ -236,11 +278,27 @@ def endpoints(headers: dict[str, dict[str, str]]) -> list[Endpoint]:
                 c,
                 headers["clerk.sp58"],
                 letter_meta(subject="Pismo w XML"),
-                files=[("pismo.xml", d, "application/xml")],
+                files=[_attachment(d)],
             ),
             accepts=(201,),
         ),
     ]
+    if web is not None:
+        session = web.cookies.get("ezd_session")
+        assert session
+        found.append(
+            Endpoint(
+                "POST /web/admin/processes (staff form upload, preview)",
+                lambda _c, d: web.post(
+                    "/web/admin/processes",
+                    headers={CSRF_HEADER: csrf_token_for(session)},
+                    files=[("files", ("upload.bpmn", d, "application/xml"))],
+                    follow_redirects=False,
+                ),
+                web=True,
+            )
+        )
+    return found
 
 
 #: Answers that are right although 2xx: the document is valid apart from what is ignored.
@@ -250,7 +308,11 @@ HARMLESS_WHEN_ACCEPTED = {
         ep,
     ): "a valid BPMN with xml-stylesheet and other processing instructions, which the hardened "
     "parser drops and nothing applies (the listener stays silent)"
-    for ep in ("POST /api/v1/process-definitions/preview", "POST /api/v1/process-definitions")
+    for ep in (
+        "POST /api/v1/process-definitions/preview",
+        "POST /api/v1/process-definitions",
+        "POST /web/admin/processes (staff form upload, preview)",
+    )
 }
 
 
@@ -287,6 +349,19 @@ def _judge(
             problems.append(f"answer contains {leak[:20]!r}")
     if status >= 500:
         problems.append(f"server error {status}: {body[:300]!r}")
+    elif endpoint.web:
+        flash = response.cookies.get(FLASH_COOKIE)
+        kind = json.loads(unquote(flash)).get("kind") if flash else None
+        outcome["flash"] = kind
+        page_code = re.search(rb"<code>([a-z_]+)</code> \((\d{3})\)", body)
+        if status == 303 and kind == "error":
+            outcome["code"] = "refused with an error flash"
+        elif 400 <= status < 500 and page_code and int(page_code.group(2)) == status:
+            outcome["code"] = page_code.group(1).decode()  # the error page names the code
+        elif status == 200 and (name, endpoint.name) in HARMLESS_WHEN_ACCEPTED:
+            outcome["accepted_on_purpose"] = HARMLESS_WHEN_ACCEPTED[name, endpoint.name]
+        else:
+            problems.append(f"web form answered {status} (flash {kind})")
     elif 400 <= status < 500:
         outcome["code"] = _code(response)
         if outcome["code"] is None:
@@ -339,6 +414,9 @@ def test_xml_attack_corpus(
 ) -> None:
     install_unit_seals(client, pki)
     headers = {u: token(client, u) for u in ("admin.wow", "clerk.wow", "clerk.sp58")}
+    web = TestClient(create_app(backend.container, start_worker=False), follow_redirects=False)
+    web.__enter__()
+    web_login(web, "admin.wow")
     files = corpus_files(listener.address)
     files.update(
         {
@@ -351,7 +429,7 @@ def test_xml_attack_corpus(
     attachments: dict[str, str] = {}  # document id -> corpus name
     slowest = (0.0, "")
     with ThreadPoolExecutor(max_workers=1) as pool:
-        for ep in endpoints(headers):
+        for ep in endpoints(headers, web):
             for name, data in files.items():
                 response, took = _call(pool, partial(ep.send, client, data))
                 slowest = max(slowest, (took, f"{name} → {ep.name}"))
@@ -370,7 +448,7 @@ def test_xml_attack_corpus(
         while backend.container.worker.run_once():
             assert time.monotonic() - started < 300, "the worker did not drain in 5 minutes"
     extracted = _extractions(backend)
-    ep_name = endpoints(headers)[-1].name
+    ep_name = endpoints(headers)[-1].name  # the attachment
     for doc_id, name in attachments.items():
         status, method, reason, text = extracted.get(doc_id, ("missing", "", None, ""))
         outcomes[name][ep_name]["extraction"] = {
@@ -385,6 +463,7 @@ def test_xml_attack_corpus(
     if listener.connections:
         problems.append(f"connections to the listener: {listener.connections}")
 
+    web.__exit__(None, None, None)
     _write(backend, files, outcomes, slowest)
     assert not problems, "\n".join(problems)
 
