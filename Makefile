@@ -80,3 +80,17 @@ faults: install
 	@test -x .services/venv/bin/weed || scripts/services.sh up
 	@ls .services/elasticsearch/elasticsearch-*/bin/elasticsearch >/dev/null 2>&1 || scripts/elasticsearch.sh up
 	EZD_FAULTS=1 .venv/bin/pytest -p no:cacheprovider -o timeout=900 tests/faults $(PYTEST_ARGS)
+
+# Scale (issue 9): a 10k-case baseline and a 1M-case database (3 documents per case) generated
+# by bench/scale.py (COPY into PostgreSQL, the app's rebuild path into Elasticsearch), then the
+# registration, task and search benchmarks against both, back to back
+# (bench/results/scale-*.json). SCALE_ES_FRACTION indexes a random share of the 1M database.
+SCALE_CASES ?= 1000000
+SCALE_ES_FRACTION ?= 1.0
+.PHONY: bench-scale
+bench-scale: install services-up
+	set -a; . .services/env; set +a; \
+	.venv/bin/python bench/scale.py --database ezd_scale_10k --cases 10000 && \
+	.venv/bin/python bench/scale.py --database ezd_scale --cases $(SCALE_CASES) \
+		--docs-per-case 3 --es-fraction $(SCALE_ES_FRACTION) && \
+	.venv/bin/python bench/scale.py --compare ezd_scale_10k ezd_scale

@@ -6,6 +6,11 @@ Elasticsearch index of it. The benchmarks then run against it through the real A
     set -a; . .services/env; set +a
     .venv/bin/python bench/scale.py --database ezd_scale --cases 1000000 --docs-per-case 3
     .venv/bin/python bench/scale.py --database ezd_scale_10k --cases 10000   # the baseline
+    .venv/bin/python bench/scale.py --compare ezd_scale_10k ezd_scale   # benchmarks on both
+
+`--compare SMALL LARGE` generates nothing: it runs bench/registration.py, bench/tasks.py and
+bench/search.py with `--database` on SMALL, then on LARGE (same API process and client counts),
+and writes the comparison to bench/results/scale-<time>.json.
 
 What it does, in order (each phase timed; JSON in bench/results/scale-gen-<db>-<time>.json):
 
@@ -589,8 +594,10 @@ def _put(q: Any, job: Any, procs: list[Any]) -> None:
                 sys.exit("an indexing process failed")
 
 
-def build_index(name: str, es_prefix: str, jobs: int) -> dict[str, Any]:
-    """The app's rebuild (`ezd search reindex`), its batches spread over `jobs` processes."""
+def build_index(name: str, es_prefix: str, jobs: int, fraction: float = 1.0) -> dict[str, Any]:
+    """The app's rebuild (`ezd search reindex`), its batches spread over `jobs` processes.
+    With `fraction` < 1, only that share of each kind (the first ids in id order: random
+    uuids, so a random sample), when the whole index would take too long."""
     from api.bootstrap import bootstrap
     from workflow.search.port import KINDS
     from workflow.search.repository import SearchRepository
@@ -616,8 +623,15 @@ def build_index(name: str, es_prefix: str, jobs: int) -> dict[str, Any]:
     total = 0
     for kind in KINDS:
         with c.uow() as uow:
-            for ids in SearchRepository(uow.session).id_batches(kind, 500):
+            repo = SearchRepository(uow.session)
+            limit = round(repo.count(kind) * fraction)
+            queued = 0
+            for ids in repo.id_batches(kind, 500):
+                if queued >= limit:
+                    break
+                ids = ids[: limit - queued]
                 _put(batches, (kind, ids), procs)
+                queued += len(ids)
                 total += len(ids)
                 if total % 100_000 < 500:
                     el = time.perf_counter() - t0
@@ -644,9 +658,129 @@ def build_index(name: str, es_prefix: str, jobs: int) -> dict[str, Any]:
         "seconds": round(secs, 1),
         "docs_per_s": round(indexed / secs),
         "jobs": jobs,
+        "fraction": fraction,
         "index_docs": stats["primaries"]["docs"]["count"],
         "index_bytes": stats["primaries"]["store"]["size_in_bytes"],
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# The benchmarks against two scale databases, back to back
+
+
+def _newest(pattern: str) -> dict[str, Any]:
+    files = sorted((ROOT / "bench" / "results").glob(pattern), key=lambda p: p.stat().st_mtime)
+    if not files:
+        sys.exit(f"no result {pattern}")
+    data: dict[str, Any] = json.loads(files[-1].read_text())
+    return data
+
+
+def _bench(cmd: list[str]) -> None:
+    print("$", " ".join(cmd), f"(load {os.getloadavg()[0]:.2f})", flush=True)
+    done = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), *cmd], cwd=ROOT)
+    if done.returncode != 0:
+        sys.exit(f"{cmd[0]} failed ({done.returncode})")
+
+
+def measure(db: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Registration, task completion and search figures on the scale database `db`."""
+    figures: dict[str, Any] = {}
+    t0 = time.perf_counter()
+    _bench(
+        ["bench/registration.py", "--database", db, "--seconds", str(args.reg_seconds),
+         "--workers", "3", "--clients", "16", "--port", "18811"]
+    )  # fmt: skip
+    r = json.loads((ROOT / "bench" / "results" / f"registration-{db}.json").read_text())
+    figures["registration"] = {
+        "per_second": r["per_second"], "p50_ms": r["p50_ms"], "p95_ms": r["p95_ms"],
+        "errors": r["errors"], "loadavg": [r["loadavg_at_start"], r["loadavg_at_end"]],
+    }  # fmt: skip
+    _bench(
+        ["bench/tasks.py", "--database", db, "--tasks", str(args.task_count), "--sequential",
+         str(args.task_count // 8), "--workers", "2", "--clients", "16", "--port", "18812"]
+    )  # fmt: skip
+    t = _newest(f"tasks-{db}-*.json")
+    paths = {x["path"]: x for x in t["results"]}
+    figures["tasks"] = {
+        name: {k: paths[name][k] for k in ("p50_ms", "p95_ms", "per_second", "errors")}
+        for name in ("service, 1 client", "service", "http")
+        if name in paths
+    }
+    figures["tasks"]["loadavg"] = [t["loadavg_at_start"], t.get("loadavg_at_end")]
+    _bench(["bench/search.py", "--database", db, "--queries", str(args.queries)])
+    q = _newest(f"search-{db}-*.json")
+    figures["search"] = {
+        "docs": q["docs"],
+        "es_p50_ms": q["elasticsearch"]["p50_ms"],
+        "es_p95_ms": q["elasticsearch"]["p95_ms"],
+        "api_p50_ms": q["api_vs_raw_es"]["api_p50_ms"],
+        "api_p95_ms": q["api_vs_raw_es"]["api_p95_ms"],
+        "raw_p50_ms": q["api_vs_raw_es"]["raw_p50_ms"],
+        "loadavg": [q["loadavg_at_start"], q["loadavg_at_end"]],
+    }
+    figures["seconds"] = round(time.perf_counter() - t0, 1)
+    return figures
+
+
+def _rows(small: dict[str, Any], large: dict[str, Any]) -> list[dict[str, Any]]:
+    """(figure, small, large, slower by %): latencies compare as large/small, rates as
+    small/large, so a positive change is always a slowdown."""
+    out = []
+    pairs = [("registration", k, k) for k in ("per_second", "p50_ms", "p95_ms")]
+    for path in ("service, 1 client", "service", "http"):
+        pairs += [("tasks", path, k) for k in ("per_second", "p50_ms", "p95_ms")]
+    pairs += [("search", k, k) for k in ("es_p50_ms", "es_p95_ms", "api_p50_ms", "api_p95_ms")]
+    for group, key, field in pairs:
+        a, b = small[group], large[group]
+        if group == "tasks":
+            if key not in a or key not in b:
+                continue
+            a, b = a[key], b[key]
+        va, vb = a[field], b[field]
+        if not va or not vb:
+            continue
+        slower = (va / vb - 1) if field == "per_second" else (vb / va - 1)
+        name = f"{group} {key}" if group == "tasks" else group
+        out.append(
+            {"figure": f"{name} {field}", "small": va, "large": vb,
+             "slower_pct": round(slower * 100, 1)}
+        )  # fmt: skip
+    return out
+
+
+def compare(args: argparse.Namespace) -> None:
+    small, large = args.compare
+    result: dict[str, Any] = {
+        "benchmark": "scale",
+        "date": time.strftime("%Y-%m-%d"),
+        "commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip(),
+        "databases": {"small": small, "large": large},
+        "conditions": "3 API processes and 16 clients for registration; 2 API processes and "
+        "16 clients for tasks; 1 API process for search; the two sizes back to back",
+        "cpus": os.cpu_count(),
+    }
+    with psycopg.connect(pg_conninfo(small)) as a, psycopg.connect(pg_conninfo(large)) as b:
+        for key, conn in (("small", a), ("large", b)):
+            cur = conn.cursor()
+            cur.execute("SELECT count(*) FROM cases")
+            cases = cur.fetchone()[0]  # type: ignore[index]
+            cur.execute("SELECT count(*) FROM documents")
+            docs = cur.fetchone()[0]  # type: ignore[index]
+            cur.execute("SELECT pg_database_size(current_database())")
+            result[f"{key}_size"] = {"cases": cases, "documents": docs,
+                                     "db_bytes": cur.fetchone()[0]}  # type: ignore[index]  # fmt: skip
+    result["small"] = measure(small, args)
+    result["large"] = measure(large, args)
+    result["comparison"] = _rows(result["small"], result["large"])
+    out = ROOT / "bench" / "results" / f"scale-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    out.write_text(json.dumps(result, indent=2, default=str))
+    print(f"\n{'figure':<42}{small:>16}{large:>16}{'slower %':>10}")
+    for r in result["comparison"]:
+        print(f"{r['figure']:<42}{r['small']:>16}{r['large']:>16}{r['slower_pct']:>10}")
+    print(f"written to {out.relative_to(ROOT)}")
 
 
 def main() -> None:
@@ -659,9 +793,24 @@ def main() -> None:
     ap.add_argument("--es-prefix", help="Elasticsearch alias (default: <database>)")
     ap.add_argument("--es-jobs", type=int, default=2, help="indexing processes")
     ap.add_argument("--no-es", action="store_true", help="skip the Elasticsearch index")
+    ap.add_argument(
+        "--es-fraction", type=float, default=1.0, help="index this random share of the data"
+    )
     ap.add_argument("--es-only", action="store_true", help="only (re)build the index")
     ap.add_argument("--seed", type=int, default=9)
+    ap.add_argument(
+        "--compare",
+        nargs=2,
+        metavar=("SMALL", "LARGE"),
+        help="generate nothing: run the benchmarks on two scale databases back to back",
+    )
+    ap.add_argument("--reg-seconds", type=int, default=30, help="with --compare")
+    ap.add_argument("--task-count", type=int, default=2000, help="with --compare")
+    ap.add_argument("--queries", type=int, default=300, help="with --compare")
     args = ap.parse_args()
+    if args.compare:
+        compare(args)
+        return
     name = args.database
     es_prefix = args.es_prefix or name.replace("_", "-")
     started = time.strftime("%Y-%m-%dT%H:%M:%S")
@@ -697,7 +846,7 @@ def main() -> None:
             result["table_bytes"] = dict(cur.fetchall())
         print(f"database size {result['db_bytes'] / 2**30:.2f} GiB", flush=True)
     if not args.no_es:
-        result["elasticsearch"] = build_index(name, es_prefix, args.es_jobs)
+        result["elasticsearch"] = build_index(name, es_prefix, args.es_jobs, args.es_fraction)
         print(f"index {result['elasticsearch']}", flush=True)
     result["total_s"] = round(time.perf_counter() - t_all, 1)
     result["loadavg_at_end"] = os.getloadavg()
