@@ -101,12 +101,13 @@ PUBLIC = Rule(EVERYONE, public=True)
 MATRIX: dict[str, Rule] = {
     # -- first: a substitute set here sees the absent user's tasks in every inbox read below ---
     "POST /api/v1/substitutions": Rule(
-        at(OWN, "headteacher", "admin", "handler"),
+        at(OWN, "headteacher", "admin") | at(FOREIGN, "headteacher", "admin"),
         also_refused=(422,),
-        note="each persona names their own unit, handler.sp58 as the absent user and "
-        "themselves as the substitute: the head, an admin or the absent user may; another "
-        "unit's head or admin must not become the substitute of SP58's staff (422 "
-        "substitution_invalid: the user does not work in that unit)",
+        note="each persona names their own unit, a teacher who works in SP58 and SP12 as the "
+        "absent user and themselves as the substitute: the head or admin of a unit the teacher "
+        "works in may (and their substitute must then see only that unit's tasks of the "
+        "teacher); the city office's must not, the teacher does not work there (422 "
+        "substitution_invalid)",
     ),
     # -- auth --------------------------------------------------------------------------------
     "POST /api/v1/auth/token": PUBLIC,

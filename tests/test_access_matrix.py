@@ -78,6 +78,7 @@ OVERRIDES = {
 # each one here is reported, and a new one fails the test).
 KNOWN_OVER_REFUSALS: dict[tuple[str, str], str] = {}
 
+SHARED_TEACHER = "teacher.shared"  # a handler in SP58 and in SP12 (one teacher, two schools)
 LOGIN_USER = "clerk.lo3"  # a unit outside the walk; the login routes log in as them
 PROBE_BPMN = """<?xml version="1.0" encoding="UTF-8"?>
 <bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
@@ -207,7 +208,7 @@ def build_world(backend: Backend, client: TestClient) -> World:
         )
         uow.commit()
     clerk, archivist = w.bearer["clerk@own"], w.bearer["archivist@own"]
-    admin, city_admin = w.bearer["admin@own"], w.bearer["admin@city"]
+    admin = w.bearer["admin@own"]
 
     def post_letter(**meta: Any) -> dict[str, Any]:
         r = client.post(
@@ -246,8 +247,28 @@ def build_world(backend: Backend, client: TestClient) -> World:
     assert (detail["element_id"], detail["role"]) == ("assign", "headteacher"), detail
     assert set(detail["form"]["properties"]) == {"handler", "instruction"}, detail["form"]
     w.task_form = {"handler": "handler.sp58", "instruction": "Proszę przygotować odpowiedź"}
-    # A third process whose Dekretacja is done: its next task is assigned to handler.sp58 (what
-    # a substitute of theirs sees in their inbox).
+    # A teacher who works in SP58 and SP12, and a third process whose Dekretacja gives them
+    # SP58's case: a substitute of theirs in SP12 must not see that task.
+    city_admin = w.bearer["admin@city"]
+    _ok(
+        client.post(
+            "/api/v1/users",
+            headers=city_admin,
+            json={
+                "username": SHARED_TEACHER,
+                "full_name": "Nauczyciel Dwóch Szkół",
+                "password": "x" * 12,
+            },
+        ),
+        201,
+    )
+    for unit in ("SP58", "SP12"):
+        r = client.post(
+            f"/api/v1/users/{SHARED_TEACHER}/roles",
+            headers=city_admin,
+            json={"unit": unit, "role": "handler"},
+        )
+        assert r.status_code == 204, r.text
     third = _ok(
         client.post(
             "/api/v1/processes/incoming_letter/start",
@@ -264,14 +285,19 @@ def build_world(backend: Backend, client: TestClient) -> World:
         client.post(
             f"/api/v1/tasks/{assign_id}/complete",
             headers=w.bearer["headteacher@own"],
-            json={"data": w.task_form},
+            json={"data": {"handler": SHARED_TEACHER, "instruction": "Proszę o odpowiedź"}},
         )
     )
-    handler_tasks = _ok(client.get("/api/v1/tasks", headers=w.bearer["handler@own"]))
-    [handler_task] = [t for t in handler_tasks if t["instance_id"] == third["id"]]
-    assert handler_task["assignee"] == "handler.sp58", handler_task
-    w.ids["handler_task_id"] = handler_task["id"]
-    w.ids["handler_instance_id"] = third["id"]
+    with backend.container.uow() as uow:
+        shared_task = uow.session.execute(
+            select(ProcessTask).where(
+                ProcessTask.instance_id == uuid.UUID(third["id"]),
+                ProcessTask.status == "open",
+            )
+        ).scalar_one()
+        assert shared_task.assignee_id is not None
+        w.ids["shared_task_id"] = str(shared_task.id)
+    w.ids["shared_instance_id"] = third["id"]
     with backend.container.uow() as uow:
         case = uow.session.execute(
             select(Case).where(Case.reference == w.ids["reference"])
@@ -405,8 +431,8 @@ def build_world(backend: Backend, client: TestClient) -> World:
             "task_id",
             "web_instance_id",
             "web_task_id",
-            "handler_instance_id",
-            "handler_task_id",
+            "shared_instance_id",
+            "shared_task_id",
             "case_id",
             "outgoing_id",
             "archived_reference",
@@ -637,13 +663,13 @@ REQUESTS: dict[str, Callable[[World], dict[str, Any]]] = {
 
 
 def _substitution(w: World, persona: str) -> dict[str, Any]:
-    """From today: the persona, in their own unit, stands in for SP58's handler."""
+    """From today: the persona, in their own unit, stands in for the shared teacher."""
     where = persona.split("@")[1] if persona != ANONYMOUS else OWN
     today = date.today()
     return {
         "json": {
             "unit": UNIT_OF[where],
-            "user": "handler.sp58",
+            "user": SHARED_TEACHER,
             "substitute": _username(persona) if persona != ANONYMOUS else "clerk.sp58",
             "starts_on": (today - timedelta(days=1)).isoformat(),
             "ends_on": (today + timedelta(days=30)).isoformat(),
