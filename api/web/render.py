@@ -114,7 +114,6 @@ def render(
     response = HTMLResponse(html, status_code=status_code)
     if flash:
         response.delete_cookie(FLASH_COOKIE, path=PREFIX)
-    response.headers["Cache-Control"] = "no-store"
     return response
 
 
