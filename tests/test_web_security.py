@@ -127,6 +127,7 @@ def test_every_unsafe_web_route_needs_the_session_bound_token(web: TestClient) -
             "header": {"headers": {CSRF_HEADER: good}},
             "field": {"data": {CSRF_FIELD: good}},
             "same origin": {"headers": {CSRF_HEADER: good, "Origin": "http://testserver"}},
+            "multipart field": {"files": {"f": ("a.txt", b"a")}, "data": {CSRF_FIELD: good}},
         }.items():
             if path == "/web/logout" and what != "header":
                 continue
