@@ -193,6 +193,7 @@ class ProcessRepository:
         *,
         user_ids: Sequence[uuid.UUID],
         pools: Sequence[tuple[uuid.UUID, str]],
+        stand_ins: Sequence[tuple[uuid.UUID, uuid.UUID]] = (),
         status: str,
         unit_id: uuid.UUID | None,
         due_before: datetime | None,
@@ -201,8 +202,13 @@ class ProcessRepository:
         limit: int,
         offset: int,
     ) -> Sequence[ProcessTask]:
-        """Tasks assigned to any of `user_ids`, plus unassigned tasks in the (unit, role) pools."""
+        """Tasks assigned to any of `user_ids`, to a substituted (user, unit) in that unit, plus
+        unassigned tasks in the (unit, role) pools."""
         who: list[ColumnElement[bool]] = [ProcessTask.assignee_id.in_(user_ids)] if user_ids else []
+        who += [
+            (ProcessTask.assignee_id == user) & (ProcessTask.unit_id == unit)
+            for user, unit in stand_ins
+        ]
         if not mine_only:
             who += [
                 (ProcessTask.unit_id == u)
@@ -289,18 +295,18 @@ class ProcessRepository:
 
     # -- substitutions -------------------------------------------------------------------------
 
-    def substituted_users(self, substitute_id: uuid.UUID, on: date) -> Sequence[uuid.UUID]:
-        return (
-            self.session.execute(
-                select(Substitution.user_id).where(
-                    Substitution.substitute_id == substitute_id,
-                    Substitution.starts_on <= on,
-                    Substitution.ends_on >= on,
-                )
+    def substituted_users(
+        self, substitute_id: uuid.UUID, on: date
+    ) -> Sequence[tuple[uuid.UUID, uuid.UUID]]:
+        """(user, unit) of each substitution `substitute_id` holds on the day."""
+        rows = self.session.execute(
+            select(Substitution.user_id, Substitution.unit_id).where(
+                Substitution.substitute_id == substitute_id,
+                Substitution.starts_on <= on,
+                Substitution.ends_on >= on,
             )
-            .scalars()
-            .all()
-        )
+        ).all()
+        return [(user, unit) for user, unit in rows]
 
     def substitutions(self, unit_id: uuid.UUID) -> Sequence[Substitution]:
         return (

@@ -650,17 +650,21 @@ def readable_task(uow: UnitOfWork, task_id: uuid.UUID) -> ProcessTask:
     return _task_for_actor(uow, task_id)
 
 
-def _acts_for(uow: UnitOfWork) -> list[uuid.UUID]:
-    """The actor and the colleagues they substitute today."""
-    actor = uow.actor
-    today = engine_now().date()
-    return [actor.user_id, *ProcessRepository(uow.session).substituted_users(actor.user_id, today)]
+def _stand_ins(uow: UnitOfWork) -> Sequence[tuple[uuid.UUID, uuid.UUID]]:
+    """(colleague, unit) for each colleague the actor substitutes today, in that unit only."""
+    return ProcessRepository(uow.session).substituted_users(uow.actor.user_id, engine_now().date())
+
+
+def _acts_for(uow: UnitOfWork, unit_id: uuid.UUID) -> list[uuid.UUID]:
+    """The actor and the colleagues they substitute today in the unit (a substitution is one
+    unit's arrangement: a teacher of two schools is substituted in each separately)."""
+    return [uow.actor.user_id, *(user for user, unit in _stand_ins(uow) if unit == unit_id)]
 
 
 def _may_work_on(uow: UnitOfWork, task: ProcessTask) -> bool:
     actor = uow.actor
     if task.assignee_id is not None:
-        return task.assignee_id in _acts_for(uow)
+        return task.assignee_id in _acts_for(uow, task.unit_id)
     return actor.has_role(task.unit_id, task.role)
 
 
@@ -780,7 +784,7 @@ def _audit_data(data: Mapping[str, Any]) -> dict[str, Any]:
 def claim_task(uow: UnitOfWork, task_id: uuid.UUID) -> ProcessTask:
     task = _task_for_actor(uow, task_id, lock=True)
     _require_open(task)
-    if task.assignee_id is not None and task.assignee_id not in _acts_for(uow):
+    if task.assignee_id is not None and task.assignee_id not in _acts_for(uow, task.unit_id):
         raise Conflict(
             "Zadanie ma już wykonawcę.", "The task is already assigned.", code="task_taken"
         )
@@ -798,7 +802,7 @@ def claim_task(uow: UnitOfWork, task_id: uuid.UUID) -> ProcessTask:
 def release_task(uow: UnitOfWork, task_id: uuid.UUID) -> ProcessTask:
     task = _task_for_actor(uow, task_id, lock=True)
     _require_open(task)
-    if task.assignee_id is None or task.assignee_id not in _acts_for(uow):
+    if task.assignee_id is None or task.assignee_id not in _acts_for(uow, task.unit_id):
         raise Forbidden(
             "To nie jest Twoje zadanie.", "This is not your task.", code="task_not_yours"
         )
@@ -818,7 +822,10 @@ def reassign_task(
     task = _task_for_actor(uow, task_id, lock=True)
     _require_open(task)
     actor = uow.actor
-    if not (actor.has_role(task.unit_id, *ASSIGNING_ROLES) or task.assignee_id in _acts_for(uow)):
+    if not (
+        actor.has_role(task.unit_id, *ASSIGNING_ROLES)
+        or task.assignee_id in _acts_for(uow, task.unit_id)
+    ):
         raise Forbidden(
             "Dekretować mogą dyrektor, sekretariat lub obecny wykonawca.",
             "Only the head, the secretariat or the current assignee may reassign.",
@@ -872,7 +879,8 @@ def inbox(uow: UnitOfWork, f: InboxFilter) -> Sequence[ProcessTask]:
     actor = uow.actor
     pools = [(u, r) for u, roles in actor.roles.items() for r in roles]
     return ProcessRepository(uow.session).inbox(
-        user_ids=_acts_for(uow),
+        user_ids=[actor.user_id],
+        stand_ins=_stand_ins(uow),
         pools=pools,
         status=f.status,
         unit_id=f.unit_id,
