@@ -63,6 +63,7 @@ class Servers:
     s3: Seaweed
     es: Elastic
     startup_s: dict[str, float]
+    demo_items: int = 0  # incoming items the demo seeds into the template
 
     def env(self, database: str, alias: str) -> dict[str, str]:
         keep = {k: v for k, v in os.environ.items() if not k.startswith("EZD_")}
@@ -145,6 +146,10 @@ def _make_template(s: Servers) -> None:
     for cmd in (["db", "upgrade"], ["demo", "--no-serve", "--force"]):
         done = ezd_cli(env, *cmd, timeout=300)
         assert done.returncode == 0, f"ezd {' '.join(cmd)}: {done.stderr[-3000:]}"
+    engine = create_engine(s.pg.url(TEMPLATE_DB))
+    with engine.connect() as c:
+        s.demo_items = int(c.execute(text("SELECT count(*) FROM incoming_items")).scalar_one())
+    engine.dispose()
 
 
 # ---------------------------------------------------------------- results

@@ -60,7 +60,9 @@ class Load:
     base_url: str
     tokens: dict[str, str]  # unit code -> a clerk's bearer token
     clients: int = 6
-    pause: float = 0.0  # between one client's requests
+    # registrations started per second, all clients together: enough to have requests in
+    # flight at any moment, few enough for the worker to keep up on a shared 2-core machine
+    rate: float = 6.0
     outcomes: list[Outcome] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -86,14 +88,15 @@ class Load:
         return self.outcomes
 
     def _client(self, unit: str) -> None:
+        interval = self.clients / self.rate
         with httpx.Client(base_url=self.base_url, timeout=REQUEST_TIMEOUT) as http:
             while not self._stop.is_set():
                 outcome = register_one(http, self.tokens[unit], unit)
                 with self._lock:
                     self.outcomes.append(outcome)
-                if outcome.status is None or self.pause:
-                    # no server: don't spin; back off a little as a real client would
-                    self._stop.wait(self.pause or 0.2)
+                # keep to the rate; after no answer at all wait a little, as a client would
+                wait = interval - (outcome.ended - outcome.started)
+                self._stop.wait(max(wait, 0.2 if outcome.status is None else 0.0))
 
     # ------------------------------------------------------------ figures
     def since(self, t: float) -> list[Outcome]:

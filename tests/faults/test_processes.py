@@ -3,19 +3,16 @@ separately, of the outbox worker (`ezd worker`), in the middle of a registration
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 from typing import Any
 
 from sqlalchemy import text
 
-from tests.faults.checks import wait_outbox_drained
 from tests.faults.conftest import System
 from tests.faults.load import Load, Outcome, summarize
 
 ROUNDS = 2
-LEASE_S = 300  # workflow.outbox.worker.Worker.lease: not a setting
 
 
 def test_api_killed_during_registration_load(system: System, record: dict[str, Any]) -> None:
@@ -84,36 +81,7 @@ def test_worker_killed_during_registration_load(system: System, record: dict[str
         load.wait_for_acks(20, t_kill, 60)
     outcomes = load.stop()
     figures = summarize(outcomes)
-    # The worker's claims outlive it: what it had leased when killed waits out the lease
-    # (5 minutes) before another worker takes it. EZD_FAULTS_REAL_LEASE=1 waits for real;
-    # by default the lease is moved to now, which is what the passing of time would do.
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        with system.db.connect() as c:
-            left = c.execute(
-                text(
-                    "SELECT count(*) FILTER (WHERE status = 'running' AND available_at > now()),"
-                    " count(*) FILTER (WHERE status = 'pending' AND available_at <= now()) "
-                    "FROM outbox_events"
-                )
-            ).one()
-        if left[1] == 0:
-            break
-        time.sleep(0.5)
-    figures["events_left_under_dead_workers_lease"] = left[0]
-    figures["lease_s"] = LEASE_S
-    if left[0] and os.environ.get("EZD_FAULTS_REAL_LEASE") != "1":
-        with system.db.begin() as c:
-            c.execute(
-                text(
-                    "UPDATE outbox_events SET available_at = now() "
-                    "WHERE status = 'running' AND available_at > now()"
-                )
-            )
     figures.update(system.check(outcomes))
     figures["rounds"] = rounds
     record.update(figures)
     assert figures["by_answer"] == {"201 created": figures["requests"]}, figures["by_answer"]
-    # the search index caught up as well
-    drain_s, _ = wait_outbox_drained(system.db, 30)
-    assert drain_s < 30
