@@ -19,8 +19,10 @@ uses): the staff, `--cases` letters registered with a PDF in S3 and `incoming_le
 advanced to every stage (closed, at assignment, handling, approval, dispatch); then
 `--bulk-cases` older cases by SQL (`bench/web.py`'s bulk load); then the search index is
 rebuilt by the reindex path and the seed's own indexing events are dropped (the rebuild
-covered them). Then the servers start, the outbox is drained, everyone logs in, and the load
-runs `--warmup` + `--seconds` and stops by itself.
+covered them); everyone gets a bearer token from the login service. Then the servers start,
+the outbox is drained, and the load runs `--warmup` + `--seconds` and stops by itself. The
+database (`--database`), its S3 key prefix and its index stay for `--reuse`, which runs again on
+them without seeding (the day goes on: the tasks done and letters added by earlier runs stay).
 
     set -a; . .services/env; set +a
     .venv/bin/python bench/load.py [--staff 200] [--units 10] [--think 8] [--seconds 240]
@@ -42,6 +44,7 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -54,6 +57,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 from argon2 import PasswordHasher  # noqa: E402
 from sqlalchemy import create_engine, select, text, update  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
 
 from bench.common import (  # noqa: E402
     S3_VARS,
@@ -164,7 +168,7 @@ def seed(c: Any, args: argparse.Namespace, units: list[str], staff: list[Staff])
     from workflow.documents.service import spooled
     from workflow.org.models import RoleAssignment, Unit, UnitKind, User
     from workflow.org.repository import OrgRepository
-    from workflow.org.service import login, principal_for
+    from workflow.org.service import principal_for
     from workflow.processes.models import ProcessTask, TaskStatus
     from workflow.processes.service import complete_task, start_process
     from workflow.registry.schemas import Party, RegisterIncoming
@@ -321,19 +325,6 @@ def seed(c: Any, args: argparse.Namespace, units: list[str], staff: list[Staff])
         ).rowcount
         uow.session.commit()
     t_index = time.perf_counter()
-
-    def token(s: Staff) -> None:
-        with c.uow() as uow:
-            s.token = login(
-                uow, s.username, DEMO_PASSWORD, kind="bearer", ttl=timedelta(hours=8)
-            ).token
-            uow.commit()
-
-    # Everyone logged in this morning: one bearer token each (an 8-hour working day), issued by
-    # the login service here rather than 200 argon2 checks by the API during the run.
-    with ThreadPoolExecutor(args.seed_threads) as pool:
-        list(pool.map(token, staff))
-    t_login = time.perf_counter()
     timings = {
         "org_s": round(t_org - t0, 1),
         "cases_s": round(t_cases - t_org, 1),
@@ -342,10 +333,44 @@ def seed(c: Any, args: argparse.Namespace, units: list[str], staff: list[Staff])
         "reindex_s": round(t_index - t_bulk, 1),
         "indexed_docs": indexed,
         "seed_index_events_dropped": dropped,
-        "login_s": round(t_login - t_index, 1),
     }
     print(f"seeded: {timings}", flush=True)
     return {"refs": dict(refs), "timings": timings}
+
+
+def issue_tokens(c: Any, staff: list[Staff], threads: int) -> None:
+    """Everyone logged in this morning: one bearer token each (an 8-hour working day), issued
+    by the login service here, not by the API during the run (login is not in the mix)."""
+    from workflow.demo import DEMO_PASSWORD
+    from workflow.org.service import login
+
+    def token(s: Staff) -> None:
+        with c.uow() as uow:
+            issued = login(uow, s.username, DEMO_PASSWORD, kind="bearer", ttl=timedelta(hours=8))
+            s.token = issued.token
+            uow.commit()
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(token, staff))
+
+
+def known_refs(c: Any, units: list[str]) -> dict[str, list[str]]:
+    """The cases of this year per unit, oldest first (a reused database: the seeded ones and
+    those registered by earlier runs; the bulk-loaded cases are of 2020)."""
+    from workflow.cases.models import Case
+    from workflow.org.models import Unit
+
+    with c.uow() as uow:
+        rows = uow.session.execute(
+            select(Unit.code, Case.reference)
+            .join(Unit, Unit.id == Case.unit_id)
+            .where(Unit.code.in_(units), Case.year == date.today().year)
+            .order_by(Case.opened_at)
+        ).all()
+    refs: dict[str, list[str]] = defaultdict(list)
+    for code, ref in rows:
+        refs[code].append(ref)
+    return dict(refs)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -628,9 +653,10 @@ class OutboxProbe:
             n, age = c.execute(self.SQL).one()
         return int(n), float(age or 0.0)
 
-    def start(self, t0: float) -> None:
+    def start(self, t0: float, tick: Callable[[], None] = lambda: None) -> None:
         def loop() -> None:
             while not self._stop.wait(self.every):
+                tick()
                 n, age = self.now()
                 self.samples.append((round(time.perf_counter() - t0, 1), n, round(age, 2)))
 
@@ -687,18 +713,60 @@ class OutboxProbe:
         }
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def listening_pid(port: int) -> int | None:
+    """The process listening on a TCP port of this machine (from /proc), None if not found."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            if int(f[1].rsplit(":", 1)[1], 16) == port and f[3] == "0A":  # LISTEN
+                inodes.add(f"socket:[{f[9]}]")
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            for fd in (d / "fd").iterdir():
+                if os.readlink(fd) in inodes:
+                    return int(d.name)
+        except OSError:
+            continue
+    return None
+
+
 class CpuGroups:
     """CPU seconds of process groups between two samples: this process (the load generator),
-    the API processes, the worker, PostgreSQL, Elasticsearch (java), SeaweedFS (weed) and the
-    whole machine (/proc/stat)."""
+    the API processes, the worker, the PostgreSQL backends serving this run's database (and
+    PostgreSQL as a whole, other sessions' databases included), the Elasticsearch node on the
+    test port, SeaweedFS, and the whole machine (/proc/stat: everyone's work)."""
 
-    def __init__(self, api_pid: int, worker_pid: int) -> None:
+    def __init__(self, api_pid: int, worker_pid: int, database: str) -> None:
         self.api_pid, self.worker_pid = api_pid, worker_pid
+        self.database = database
+        es_port = int(os.environ["EZD_TEST_ES_URL"].rsplit(":", 1)[1].strip("/"))
+        self.es_pid = listening_pid(es_port)
 
     def sample(self) -> dict[str, float]:
         procs = _processes()
         api = process_tree(self.api_pid, procs)
         worker = process_tree(self.worker_pid, procs)
+        postgres = [p for p, _, n in procs if n == "postgres"]
+        ours = [p for p in postgres if f" {self.database} " in _cmdline(p)]
+        es = (
+            process_tree(self.es_pid, procs)
+            if self.es_pid
+            else {p for p, _, n in procs if n == "java"}
+        )
         t = os.times()
         fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
         ticks = [int(x) for x in fields]
@@ -707,8 +775,9 @@ class CpuGroups:
             "load generator": t.user + t.system,
             "API processes": sum(_proc_cpu(p) for p in api),
             "worker": sum(_proc_cpu(p) for p in worker),
-            "PostgreSQL": sum(_proc_cpu(p) for p, _, n in procs if n == "postgres"),
-            "Elasticsearch": sum(_proc_cpu(p) for p, _, n in procs if n == "java"),
+            "PostgreSQL (this database)": sum(_proc_cpu(p) for p in ours),
+            "PostgreSQL (all)": sum(_proc_cpu(p) for p in postgres),
+            "Elasticsearch": sum(_proc_cpu(p) for p in es),
             "SeaweedFS": sum(_proc_cpu(p) for p, _, n in procs if n == "weed"),
             "machine busy": (sum(ticks) - ticks[3] - ticks[4]) / hz,
         }
@@ -717,6 +786,31 @@ class CpuGroups:
     def cores(a: dict[str, float], b: dict[str, float], seconds: float) -> dict[str, float]:
         """Average cores used by each group between samples a and b."""
         return {k: round((b[k] - a[k]) / seconds, 2) for k in a}
+
+
+def database_url(name: str) -> str:
+    return (
+        make_url(os.environ["EZD_TEST_DATABASE_URL"])
+        .set(database=name)
+        .render_as_string(hide_password=False)
+    )
+
+
+def seeded_already(db_url: str, staff: list[Staff]) -> bool:
+    """Whether the database exists and holds this run's staff (the last one planned)."""
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            return bool(
+                conn.execute(
+                    text("SELECT count(*) FROM users WHERE username = :u"),
+                    {"u": staff[-1].username},
+                ).scalar()
+            )
+    except Exception:
+        return False
+    finally:
+        engine.dispose()
 
 
 def drop_index(url: str, alias: str) -> None:
@@ -822,6 +916,7 @@ def print_table(result: dict[str, Any]) -> None:
         f"{fmt(s['p50_ms'])}{fmt(s['p95_ms'])}{fmt(s['p99_ms'])}"
     )
     print(f"  user actions (measured window): {result['actions']}")
+    print(f"  API process restarts (uvicorn): {result['api_process_restarts']}")
     print(f"  errors: {s['errors_by_status_and_code'] or 'none'}")
     if s["warmup_errors"]:
         print(f"  errors during warm-up: {s['warmup_errors']}")
@@ -869,6 +964,11 @@ def main() -> None:
     ap.add_argument("--seed-threads", type=int, default=4, help="threads seeding the base")
     ap.add_argument("--port", type=int, default=8767)
     ap.add_argument("--database", default="ezd_bench_load")
+    ap.add_argument(
+        "--reuse",
+        action="store_true",
+        help="run on the database an earlier run left (same --database, --staff, --units)",
+    )
     args = ap.parse_args()
     require_env("EZD_TEST_DATABASE_URL", "EZD_TEST_ES_URL", *S3_VARS)
     units = (DEMO_SCHOOLS + [c for c, _ in EXTRA_SCHOOLS])[: args.units]
@@ -878,23 +978,37 @@ def main() -> None:
     started = time.time()
     print(f"load average at start: {load_start}", flush=True)
 
-    tag = uuid.uuid4().hex[:8]
-    db_url = fresh_database(os.environ["EZD_TEST_DATABASE_URL"], args.database)
+    # The database, the key prefix and the index are named after --database, so --reuse can
+    # run again on what an earlier run left (its day continues: tasks done, letters added).
     env = ezd_env(
-        db_url,
+        database_url(args.database),
         data_dir=ROOT / ".data" / "bench-load",
-        s3_prefix=f"bench-load-{tag}/",
-        search_index=f"ezd-bench-load-{tag}",
+        s3_prefix=f"bench-load-{args.database}/",
+        search_index=f"ezd-bench-load-{args.database.replace('_', '-')}",
     )
+    db_url = env["EZD_DATABASE_URL"]
     os.environ.update(env)  # the seeding container reads the same settings
 
     from api.bootstrap import bootstrap
     from workflow.schema import upgrade_database
 
-    upgrade_database(db_url)
-    c = bootstrap()
     staff = staff_plan(units, args.staff)
-    seeded = seed(c, args, units, staff)
+    reuse = args.reuse and seeded_already(db_url, staff)
+    if reuse:
+        c = bootstrap()
+        refs = known_refs(c, units)
+        seeded: dict[str, Any] = {"timings": {"reused": True}}
+        print(f"reusing {args.database}: {sum(map(len, refs.values()))} cases of this year")
+    else:
+        drop_index(env["EZD_SEARCH_URL"], env["EZD_SEARCH_INDEX"])
+        fresh_database(os.environ["EZD_TEST_DATABASE_URL"], args.database)
+        upgrade_database(db_url)
+        c = bootstrap()
+        seeded = seed(c, args, units, staff)
+        refs = seeded["refs"]
+    t = time.perf_counter()
+    issue_tokens(c, staff, args.seed_threads)
+    seeded["timings"]["login_s"] = round(time.perf_counter() - t, 1)
     c.search_index.close()
     c.dispose()
 
@@ -909,7 +1023,7 @@ def main() -> None:
     try:
         drained_before = probe.drain(300)
         print(f"outbox drained before the load in {drained_before} s", flush=True)
-        cpu = CpuGroups(api.pid, worker.pid)
+        cpu = CpuGroups(api.pid, worker.pid, args.database)
         marks: dict[str, Any] = {}
 
         def mark_at(delay: float, name: str) -> None:
@@ -923,10 +1037,22 @@ def main() -> None:
             timer.start()
 
         print(f"running: {args.warmup:.0f} s warm-up + {args.seconds:.0f} s measured", flush=True)
-        probe.start(time.perf_counter())
+        # uvicorn restarts an API process that died or missed its health check for 30 s: a new
+        # pid among the server's children is a restart (its requests in flight were lost).
+        api_pids: set[int] = set()
+
+        def watch_api() -> None:
+            api_pids.update(
+                p
+                for p, pp, _ in _processes()
+                if pp == api.pid and "resource_tracker" not in _cmdline(p)
+            )
+
+        watch_api()
+        probe.start(time.perf_counter(), watch_api)
         mark_at(args.warmup, "from")
         mark_at(args.warmup + args.seconds, "to")
-        run, lag = asyncio.run(run_load(base, staff, seeded["refs"], args))
+        run, lag = asyncio.run(run_load(base, staff, refs, args))
         probe.stop()
         due_end, oldest_end = probe.now()
         drained_after = probe.drain(300)
@@ -935,7 +1061,6 @@ def main() -> None:
         stop(api)
         stop(worker)
         probe.engine.dispose()
-        drop_index(env["EZD_SEARCH_URL"], env["EZD_SEARCH_INDEX"])
     end_load = loadavg()
     summary = summarise(run, args.seconds)
     cores = CpuGroups.cores(marks["from"], marks["to"], args.seconds)
@@ -957,6 +1082,7 @@ def main() -> None:
         "seconds": args.seconds,
         "warmup_s": args.warmup,
         "api_processes": args.workers,
+        "api_process_restarts": len(api_pids) - args.workers,
         "workers": 1,
         "stores": "PostgreSQL + S3 (SeaweedFS) + Elasticsearch",
         "base": {
