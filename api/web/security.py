@@ -5,7 +5,10 @@ session's secret token): it is bound to the session, needs no server state, and 
 computed by another site, which never sees the cookie. Forms send it as the `csrf_token` field,
 htmx and fetch as the `X-CSRF-Token` header. Before login there is no session, so the login form
 uses a double-submit token: a random `ezd_csrf` cookie (SameSite=Strict) repeated in the form.
-Every unsafe method of the web routes is checked; the Origin header, when present, must be ours.
+Every unsafe method of the web routes is checked (multipart bodies too: by the router dependency,
+or after streaming by the upload endpoints marked `checks_csrf_after_upload`); the Origin header,
+when present, must be ours, and Sec-Fetch-Site must not say another site. The JSON API's unsafe
+requests authenticated by the cookie get the origin check too (`check_api_cookie_request`).
 """
 
 from __future__ import annotations
