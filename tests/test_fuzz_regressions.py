@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from tests.helpers import error_code, token
+from tests.helpers import error_code, letter_meta, register, token
 
 
 def test_a_trust_anchor_that_is_not_ascii_is_refused_not_a_crash(client: TestClient) -> None:
@@ -34,3 +34,24 @@ def test_error_answers_are_documented_in_the_one_error_shape(client: TestClient)
             assert body == {"$ref": "#/components/schemas/ErrorResponse"}, (method, path)
     record = schema["paths"]["/api/v1/cases/{reference}/record.html"]["get"]["responses"]
     assert "application/json" in record["401"]["content"]  # errors are JSON beside the HTML
+
+
+BIG = 10**20  # beyond a database INTEGER (and SQLite's 64 bits)
+
+
+def test_integers_beyond_the_database_range_are_a_422_not_a_crash(client: TestClient) -> None:
+    """A path or query integer above what the database holds answered 500 (SQLite:
+    OverflowError; PostgreSQL: out of range). The parameters are bounded now."""
+    clerk = token(client, "clerk.sp58")
+    item = register(client, clerk, letter_meta()).json()
+    document = item["documents"][0]["id"]
+    for url, who in (
+        (f"/api/v1/process-definitions/incoming_letter/{BIG}/xml", "admin.wow"),
+        (f"/api/v1/process-definitions/incoming_letter/-{BIG}/xml", "admin.wow"),
+        (f"/api/v1/documents/{document}/versions/{BIG}/content", "clerk.sp58"),
+        (f"/api/v1/incoming?offset={BIG}", "clerk.sp58"),
+        (f"/api/v1/outgoing?offset={BIG}", "clerk.sp58"),
+        (f"/api/v1/archive/SP58/register?year={BIG}", "archivist.sp58"),
+    ):
+        r = client.get(url, headers=token(client, who))
+        assert r.status_code == 422 and error_code(r) == "validation_failed", (url, r.text)

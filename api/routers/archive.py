@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -216,7 +216,9 @@ def _record(uow: UoW, actor: Actor, reference: str) -> tuple[Case, str, list[Cas
     response_model=list[EntryOut],
     summary="The unit archive's register (spis zdawczo-odbiorczy)",
 )
-def register(unit: str, uow: UoW, year: int | None = None) -> list[EntryOut]:
+def register(
+    unit: str, uow: UoW, year: int | None = Query(None, ge=1990, le=2200)
+) -> list[EntryOut]:
     u = service.readable_archive_unit(uow, unit)
     uow.audit("archive_register.read", "unit", u.id, unit_id=u.id, details={"year": year})
     return [_entry_out(e, c) for e, c in service.archive_register(uow, u, year)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from urllib.parse import quote
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import StreamingResponse
 
 from api.deps import Actor, UoW, container, run_in_transaction
@@ -57,7 +57,11 @@ async def add_version(document_id: uuid.UUID, request: Request, actor: Actor) ->
     response_class=StreamingResponse,
 )
 def download(
-    document_id: uuid.UUID, version: int, request: Request, uow: UoW, actor: Actor
+    document_id: uuid.UUID,
+    request: Request,
+    uow: UoW,
+    actor: Actor,
+    version: int = Path(ge=1, le=2_147_483_647),  # a database INTEGER; beyond it is a 422
 ) -> StreamingResponse:
     content = open_version(uow, container(request).blob_store, actor, document_id, version)
     name = content.version.file_name

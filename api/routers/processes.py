@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Actor, UoW, container
@@ -385,7 +385,9 @@ def list_definitions(uow: UoW, actor: Actor) -> list[DefinitionOut]:
 
 
 @router.get("/process-definitions/{key}/{version}/xml", summary="The BPMN XML of one version")
-def definition_xml(key: str, version: int, uow: UoW, actor: Actor) -> dict[str, Any]:
+def definition_xml(
+    key: str, uow: UoW, actor: Actor, version: int = Path(ge=1, le=2_147_483_647)
+) -> dict[str, Any]:
     d = ProcessRepository(uow.session).definition_version(key, version)
     if d is None:
         raise NotFound(

@@ -52,7 +52,7 @@ def list_incoming(
     unit: str | None = None,
     year: int | None = Query(None, ge=1990, le=2200),
     limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=2_147_483_647),
 ) -> IncomingListOut:
     items = service.incoming_register(uow, actor, unit, year, limit=limit, offset=offset)
     p = Presenter(uow)
@@ -83,7 +83,7 @@ def list_outgoing(
     unit: str | None = None,
     year: int | None = Query(None, ge=1990, le=2200),
     limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=2_147_483_647),
 ) -> list[OutgoingOut]:
     p = Presenter(uow)
     return [
