@@ -169,7 +169,7 @@ def _real_objects(client: TestClient, pki: TestPki) -> dict[str, Any]:
         headers=clerk,
         json={
             "subject": "Odpowiedź",
-            "recipient": {"name": "Anna Kowalska", "address": "ul. Polna 5"},
+            "recipients": [{"name": "Anna Kowalska", "address": "ul. Polna 5"}],
             "channel": "paper",
             "case_reference": reference,
         },
@@ -193,8 +193,8 @@ def _real_objects(client: TestClient, pki: TestPki) -> dict[str, Any]:
         "service_code": "duplikat_legitymacji",
         "unit": "SP58",
         "username": "handler.sp58",
-        "kind": "case",
-        "object_id": case.get("id"),
+        "kind": "incoming",
+        "object_id": item["id"],
     }
 
 
