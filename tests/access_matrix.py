@@ -173,7 +173,7 @@ MATRIX: dict[str, Rule] = {
     ),
     "POST /api/v1/users/{username}/roles": Rule(UNIT_ADMINS),
     "POST /api/v1/incoming": Rule(at(OWN, "clerk")),
-    "POST /api/v1/outgoing": Rule(CASEWORKERS),
+    "POST /api/v1/outgoing": obj(CASEWORKERS, note="the caller's unit, SP58's case"),
     "POST /api/v1/cases": Rule(CASEWORKERS),
     "POST /api/v1/cases/{reference}/documents": obj(CASEWORKERS),
     "POST /api/v1/documents/{document_id}/versions": obj(CASEWORKERS),

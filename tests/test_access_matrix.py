@@ -2,20 +2,30 @@
 of the owning unit (SP58), of a foreign school (SP12) and of the city office (WOW), and
 anonymous — compared with the intended matrix in `tests/access_matrix.py`.
 
-The route list comes from the app's route table; a route without an entry in the matrix fails
-`test_matrix_names_every_route`. Path parameters name real objects of SP58 (a registered letter
-with its case and document, a started process and its task, an outgoing item, an archived case
-lent and proposed for disposal, a signing key, an incident, …) made through the API in a
-module-scoped fixture, so every call reaches the authorisation check instead of failing on an
-unknown id; unsafe calls carry plausible bodies, so a 422 cannot hide a missing check.
+The route list comes from the app's route table (API, staff web, e-usługi); a route without an
+entry in the matrix fails `test_matrix_names_every_route`. Path parameters name real objects of
+SP58 (a registered letter with its case and document, processes and their tasks, an outgoing
+item, an archived case lent and proposed for disposal, a signing key, an incident, …) made
+through the API in a module-scoped fixture, so every call reaches the authorisation check
+instead of failing on an unknown id. Unsafe calls carry plausible bodies (valid for an allowed
+caller), so a 422 cannot hide a missing check: every JSON or multipart route validates its body
+before the endpoint's own check runs (FastAPI), which the walk records per route by calling each
+unsafe API route once more without a body (`empty_body_*` in the JSON). Routes that name a unit
+and an SP58 object in the body are called with the caller's own unit; the substitution row makes
+each persona the substitute, in their own unit, of a teacher who works in SP58 and SP12, and
+runs first, so every inbox read afterwards shows what a substitute sees.
 
 A leak is an allowed answer (2xx, or a web redirect that is not a refusal) where the matrix says
-refuse, an answer other than 404 where the matrix says the persona must not learn that the
-object exists (403, 409, 422: the same answer as for a missing object is the rule), or a 2xx
-answer that carries an id or reference of SP58's objects to a persona who may not read SP58
-(search, lists, inboxes). The walk must find none; it also checks that every allowed persona
-gets through (a refusal there means the matrix or the code is wrong) and that nothing answers
-5xx. The figures go to `bench/results/access-matrix.json` and the end of the pytest output.
+refuse; an answer other than 404 where the persona must not learn that the object exists, unless
+it is exactly the answer for an object that does not exist (the walk then makes the same call
+with every id replaced); or any answer but a refusal that names an object of SP58 to a persona who
+may not read SP58 (search, inboxes, lists). The walk must find none; it also checks that every
+allowed persona gets through (a refusal there means the matrix or the code is wrong), that
+anonymous callers get 401 (the web: the login redirect) and that nothing answers 5xx.
+
+The figures go to `bench/results/access-matrix.json` and to the end of the pytest output.
+Sessions are opened without the argon2 check, the case record's PDF is stubbed and an unknown
+tracking code's PIN hash is cheap (see `world`): costs that are not authorisation.
 """
 
 from __future__ import annotations
@@ -683,16 +693,36 @@ PERSONA_REQUESTS: dict[str, Callable[[World, str], dict[str, Any]]] = {
 }
 
 
+# Routes that name a unit and an object of SP58: each persona names their own unit (a foreign
+# clerk files a reply into SP58's case from SP12's register, a foreign archivist lends SP58's
+# archive entry from SP12's archive), so the check that the object belongs to the acting unit
+# is what answers.
+OWN_UNIT_WITH_SP58_OBJECT = frozenset(
+    {
+        "POST /api/v1/outgoing",
+        "POST /api/v1/archive/transfers",
+        "POST /api/v1/archive/disposals",
+        "POST /api/v1/archive/{unit}/entries/{entry_id}/loans",
+        "POST /api/v1/archive/{unit}/loans/{loan_id}/return",
+    }
+)
+
+
 def build_call(w: World, key: str, route: APIRoute, persona: str) -> Call:
     method, path = key.split(" ", 1)
     values = {name: fn(w) for name, fn in PATH_VALUES.items()}
     values |= {name: fn(w) for name, fn in PATH_OVERRIDES.get(key, {}).items()}
+    mixed = key in OWN_UNIT_WITH_SP58_OBJECT and persona != ANONYMOUS
+    if mixed:
+        values["unit"] = UNIT_OF[persona.split("@")[1]]
     names = [p.name for p in route.dependant.path_params]
     url = path.format(**{n: values[n] for n in names})
     if key in PERSONA_REQUESTS:
         spec = PERSONA_REQUESTS[key](w, persona)
     else:
         spec = REQUESTS[key](w) if key in REQUESTS else {}
+    if mixed and isinstance(spec.get("json"), dict) and "unit" in spec["json"]:
+        spec["json"] = {**spec["json"], "unit": values["unit"]}
     call = Call(method, url, **{k: v for k, v in spec.items() if k != "headers"})
     call.headers = dict(spec.get("headers", {}))
     web = not path.startswith("/api/")
