@@ -18,9 +18,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 import urllib3
+import urllib3.connectionpool
 from minio import Minio
 from minio.commonconfig import COMPLIANCE
 from minio.error import MinioException, S3Error
@@ -34,6 +36,28 @@ _ERRORS = (MinioException, urllib3.exceptions.HTTPError, OSError)
 CHUNK = 1024 * 1024
 MAX_SINGLE_PUT = 5 * 1024 * 1024 * 1024
 MIN_PART = 5 * 1024 * 1024
+# How long to wait for the server's answer once a request is sent. A server that accepts
+# connections but does not answer (hung, paused, cut off) must become a prompt refusal (503
+# storage_failed), not a registration that hangs: 60 s, retried 3 times, held one for 4 minutes.
+READ_TIMEOUT_S = 15
+
+
+class _Retry(urllib3.Retry):
+    """Retries what fails fast (a refused or dropped connection, a 5xx answer), never a read
+    timeout: the server took the request and went silent, asking again only waits again."""
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: urllib3.BaseHTTPResponse | None = None,
+        error: Exception | None = None,
+        _pool: urllib3.connectionpool.ConnectionPool | None = None,
+        _stacktrace: TracebackType | None = None,
+    ) -> Self:
+        if isinstance(error, urllib3.exceptions.ReadTimeoutError):
+            raise urllib3.exceptions.MaxRetryError(_pool, url, error) from error  # type: ignore[arg-type]
+        return super().increment(method, url, response, error, _pool, _stacktrace)
 
 
 class S3BlobStore:
@@ -52,10 +76,8 @@ class S3BlobStore:
         http = urllib3.PoolManager(
             num_pools=4,
             maxsize=pool_size,
-            timeout=urllib3.Timeout(connect=5, read=60),
-            retries=urllib3.Retry(
-                total=3, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]
-            ),
+            timeout=urllib3.Timeout(connect=5, read=READ_TIMEOUT_S),
+            retries=_Retry(total=3, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
         )
         self.client = Minio(
             endpoint,
