@@ -68,9 +68,11 @@ def port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def free_port(low: int = 20000, high: int = 45000) -> int:
-    """A loopback port nobody listens on, below 45000 (so `port + 10000`, which weed derives
-    for some gRPC listeners, stays a valid port) and not one of the shared services'."""
+def free_port(low: int = 20000, high: int = 32000) -> int:
+    """A loopback port nobody listens on, below the kernel's ephemeral range (32768-60999 here:
+    no outgoing connection takes it between a server's start and its restart), so that
+    `port + 10000`, which weed derives for some gRPC listeners, is a valid port too, and not
+    one of the shared services'."""
     import random
 
     for _ in range(500):
