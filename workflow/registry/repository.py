@@ -77,7 +77,11 @@ class RegistryRepository:
                 select(IncomingItem.sender_name)
                 .where(
                     IncomingItem.unit_id == unit_id,
-                    IncomingItem.sender_name.ilike(f"{escaped}%", escape="\\"),
+                    # lower() on both sides rather than ILIKE: the (unit_id, lower(sender_name))
+                    # index (migration 0010) serves the prefix; ILIKE reads the whole unit.
+                    func.lower(IncomingItem.sender_name).like(
+                        func.lower(f"{escaped}%"), escape="\\"
+                    ),
                 )
                 .group_by(IncomingItem.sender_name)
                 .order_by(func.max(IncomingItem.registered_at).desc())
