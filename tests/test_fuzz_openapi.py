@@ -77,12 +77,15 @@ _SCHEMA_APP: dict[str, Any] = {}
 
 def _schema_app() -> FastAPI:
     if "app" not in _SCHEMA_APP:
+        import atexit
+        import shutil
         import tempfile
 
         from api.bootstrap import bootstrap
         from tests.conftest import embedded_settings
 
         d = Path(tempfile.mkdtemp(prefix="ezd-fuzz-schema-"))
+        atexit.register(shutil.rmtree, d, ignore_errors=True)
         _SCHEMA_APP["app"] = create_app(bootstrap(embedded_settings(d)), start_worker=False)
     app: FastAPI = _SCHEMA_APP["app"]
     return app
