@@ -607,7 +607,11 @@ def build_index(name: str, es_prefix: str, jobs: int, fraction: float = 1.0) -> 
     os.environ["EZD_SEARCH_TIMEOUT_SECONDS"] = "300"
     c = bootstrap(Settings())
     index = c.search_index
-    index.es.indices.delete(index=f"{es_prefix}*", ignore_unavailable=True, allow_no_indices=True)
+    # Only this alias's generations (`<alias>-<time>-<hex>`): `<alias>*` would also match
+    # another scale database's index (ezd-scale* covers ezd-scale-10k).
+    index.es.indices.delete(
+        index=f"{es_prefix}-20*", ignore_unavailable=True, allow_no_indices=True
+    )
     index.ensure()
     generation = index.begin_rebuild()
     ctx = mp.get_context("spawn")
