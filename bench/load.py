@@ -637,8 +637,8 @@ class OutboxProbe:
     oldest one (how far the worker is behind)."""
 
     SQL = text(
-        "SELECT count(*), EXTRACT(EPOCH FROM (now() AT TIME ZONE 'UTC') - min(created_at)) "
-        "FROM outbox_events WHERE status = 'pending' AND available_at <= (now() AT TIME ZONE 'UTC')"
+        "SELECT count(*), EXTRACT(EPOCH FROM now() - min(created_at)) "
+        "FROM outbox_events WHERE status = 'pending' AND available_at <= now()"
     )
 
     def __init__(self, db_url: str, every: float = 5.0) -> None:
