@@ -1030,7 +1030,7 @@ def main() -> None:
             def fire() -> None:
                 marks[name] = cpu.sample()
                 marks[f"{name}_load"] = loadavg()
-                marks[f"{name}_utc"] = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
+                marks[f"{name}_utc"] = time.strftime("%Y-%m-%d %H:%M:%S+00", time.gmtime())
 
             timer = threading.Timer(delay, fire)
             timer.daemon = True
