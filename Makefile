@@ -71,7 +71,7 @@ bench-load: install services-up
 	set -a; . .services/env; set +a; \
 	.venv/bin/python bench/load.py
 
-# Fault tests (tests/faults, ~10 min): kill -9 / stop the API, the worker, PostgreSQL, S3 and
+# Fault tests (tests/faults, ~15 min): kill -9 / stop the API, the worker, PostgreSQL, S3 and
 # Elasticsearch during a registration load, then check the invariants. They start servers of
 # their own on free ports (never the shared ones of services-up); figures go to
 # bench/results/faults-*.json. Needs the SeaweedFS and Elasticsearch installs of the scripts.

@@ -68,6 +68,7 @@ class Load:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _threads: list[threading.Thread] = field(default_factory=list)
     t0: float = 0.0
+    in_flight: int = 0  # requests sent and not answered yet
 
     def start(self) -> Load:
         self.t0 = time.monotonic()
@@ -91,12 +92,26 @@ class Load:
         interval = self.clients / self.rate
         with httpx.Client(base_url=self.base_url, timeout=REQUEST_TIMEOUT) as http:
             while not self._stop.is_set():
-                outcome = register_one(http, self.tokens[unit], unit)
+                with self._lock:
+                    self.in_flight += 1
+                try:
+                    outcome = register_one(http, self.tokens[unit], unit)
+                finally:
+                    with self._lock:
+                        self.in_flight -= 1
                 with self._lock:
                     self.outcomes.append(outcome)
                 # keep to the rate; after no answer at all wait a little, as a client would
                 wait = interval - (outcome.ended - outcome.started)
                 self._stop.wait(max(wait, 0.2 if outcome.status is None else 0.0))
+
+    def wait_in_flight(self, n: int, timeout: float = 10) -> int:
+        """Wait (a little) for a moment with at least `n` requests under way: a fault then
+        lands in the middle of registrations. Returns how many are under way."""
+        end = time.monotonic() + timeout
+        while self.in_flight < n and time.monotonic() < end:
+            time.sleep(0.005)
+        return self.in_flight
 
     # ------------------------------------------------------------ figures
     def since(self, t: float) -> list[Outcome]:

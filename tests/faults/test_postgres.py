@@ -26,6 +26,7 @@ def test_postgres_restarted_during_registration_load(
     settled: list[Outcome] = []
     for phase in ("kill -9 postmaster", "pg_ctl restart -m fast"):
         t_fault = time.monotonic()
+        load.wait_in_flight(3)
         if phase.startswith("kill"):
             pg.kill9()
             time.sleep(3)

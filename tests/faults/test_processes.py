@@ -22,6 +22,7 @@ def test_api_killed_during_registration_load(system: System, record: dict[str, A
     rounds: list[dict[str, Any]] = []
     cuts: list[list[Outcome]] = []
     for _ in range(ROUNDS):
+        load.wait_in_flight(3)
         t_kill = time.monotonic()
         killed = system.api.kill(signal.SIGKILL)
         time.sleep(1.0)

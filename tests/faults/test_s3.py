@@ -34,6 +34,7 @@ def test_s3_killed_during_registration_load(system: System, record: dict[str, An
     system.login("sp58", "sp12")
     load = Load(system.base_url, system.tokens, clients=6).start()
     load.wait_for_acks(15, load.t0, 60)
+    load.wait_in_flight(3)
     t_down = time.monotonic()
     s3.kill(signal.SIGKILL)
     time.sleep(8)
@@ -66,6 +67,7 @@ def test_s3_hung_during_registration_load(system: System, record: dict[str, Any]
     system.login("sp58", "sp12")
     load = Load(system.base_url, system.tokens, clients=6).start()
     load.wait_for_acks(15, load.t0, 60)
+    load.wait_in_flight(3)
     t_stop = time.monotonic()
     os.killpg(s3.proc.pid, signal.SIGSTOP)
     try:
