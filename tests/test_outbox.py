@@ -9,6 +9,7 @@ Each test builds its own Worker on the backend's session factory with handlers o
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -398,3 +399,49 @@ def test_a_worker_that_lost_its_lease_does_not_overwrite_the_result(backend: Bac
         row = uow.session.get(OutboxEvent, event_id)
         assert row is not None
         assert (row.status, row.last_error) == ("done", None)
+
+
+def test_a_slow_handler_keeps_its_event_past_the_lease(backend: Backend) -> None:
+    """The lease is renewed while the handler works: another worker polling meanwhile does not
+    take the event, and it runs once."""
+    lease = timedelta(seconds=0.6)
+    other = make_worker(backend, {"test.slow": lambda uow, p: None}, lease=lease)
+    taken_by_other: list[int] = []
+    calls: list[str] = []
+
+    def slow(uow: UnitOfWork, payload: dict[str, Any]) -> None:
+        calls.append(payload["id"])
+        for _ in range(4):  # 2 s: more than three leases
+            time.sleep(0.5)
+            taken_by_other.append(other.run_once())
+        uow.audit("test.delivered", "outbox_test", payload["id"])
+
+    worker = make_worker(backend, {"test.slow": slow}, lease=lease)
+    enqueue(backend, "test.slow", {"id": "a"})
+    assert worker.run_once() == 1
+    assert taken_by_other == [0, 0, 0, 0]
+    assert calls == ["a"]
+    e = only_event(backend, "test.slow")
+    assert (e.status, e.attempts) == ("done", 1)
+
+
+def test_a_dead_workers_batch_is_taken_up_within_a_minute(backend: Backend) -> None:
+    """A worker killed in the middle of a batch leaves every event it claimed; the restarted
+    worker takes them all a minute later (the lease), not minutes later."""
+    handled: list[str] = []
+
+    def dies(_uow: UnitOfWork, payload: dict[str, Any]) -> None:
+        raise WorkerKilled
+
+    def works(uow: UnitOfWork, payload: dict[str, Any]) -> None:
+        handled.append(payload["id"])
+
+    for i in range(5):
+        enqueue(backend, "test.deliver", {"id": str(i)})
+    t0 = utcnow()
+    with pytest.raises(WorkerKilled):
+        make_worker(backend, {"test.deliver": dies}).run_once(now=t0)
+    restarted = make_worker(backend, {"test.deliver": works})
+    assert restarted.run_once(now=t0 + timedelta(seconds=30)) == 0  # still leased
+    assert restarted.run_once(now=t0 + timedelta(seconds=61)) == 5
+    assert sorted(handled) == ["0", "1", "2", "3", "4"]

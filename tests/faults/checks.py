@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
 import time
 from collections import defaultdict
@@ -153,37 +152,16 @@ def outbox_state(db: Engine) -> OutboxState:
     return OutboxState(*r)
 
 
-LEASE_S = 300  # workflow.outbox.worker.Worker.lease (not a setting)
-# a live worker handles an event within seconds: a claim older than this is one nobody works on
-STUCK_AFTER_S = 30
-
-
-def wait_outbox_drained(db: Engine, timeout: float) -> tuple[float, OutboxState, int]:
-    """Poll until no event is due, retrying, running or dead; returns the seconds it took, the
-    final state and how many events waited for a lease that nobody would finish.
-
-    An event stays `running` until its lease (5 minutes) runs out when the worker that claimed
-    it died (kill -9), or could not record the failure because the database was gone. When
-    nothing else is left, such events are counted and their lease is moved to now, which is
-    what waiting would do; EZD_FAULTS_REAL_LEASE=1 waits the real lease instead."""
+def wait_outbox_drained(db: Engine, timeout: float) -> tuple[float, OutboxState]:
+    """Poll until no event is due, retrying, running or dead; returns the seconds it took and
+    the final state. The events a killed worker had claimed (or one that could not record a
+    failure while the database was gone) come back when their lease ends: a minute at most
+    (`Worker.lease`, renewed while a live worker handles an event)."""
     t0 = time.monotonic()
-    stuck_total = 0
-    real_lease = os.environ.get("EZD_FAULTS_REAL_LEASE") == "1"
     while True:
         state = outbox_state(db)
         if state.drained:
-            return time.monotonic() - t0, state, stuck_total
-        if not (state.pending or state.running_expired or state.dead) and not real_lease:
-            with db.begin() as c:
-                stuck = c.execute(
-                    text(
-                        "UPDATE outbox_events SET available_at = now() "
-                        "WHERE status = 'running' AND available_at > now() "
-                        "  AND available_at < now() + make_interval(secs => :left)"
-                    ),
-                    {"left": LEASE_S - STUCK_AFTER_S},
-                ).rowcount
-            stuck_total += stuck
+            return time.monotonic() - t0, state
         if time.monotonic() - t0 > timeout:
             with db.connect() as c:
                 sample = c.execute(
@@ -200,10 +178,9 @@ def check_all(
     db: Engine, env: dict[str, str], s3: Any, bucket: str, prefix: str, outcomes: list[Outcome]
 ) -> dict[str, Any]:
     """Every invariant after a fault, once the worker has run; returns the figures."""
-    drain_s, state, stuck = wait_outbox_drained(db, 420)
+    drain_s, state = wait_outbox_drained(db, 420)
     figures: dict[str, Any] = {
         "outbox_drain_s": round(drain_s, 1),
-        "outbox_events_left_under_a_lease": stuck,
         "outbox_events_done": state.done,
         "outbox_events_retried": state.failed_attempts,
         "acknowledged_present": check_acknowledged(db, outcomes),

@@ -63,6 +63,13 @@ class OutboxRepository:
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
+    def renew_lease(self, event_id: uuid.UUID, lease: datetime, until: datetime) -> bool:
+        """Extend the lease this worker holds; False when another worker holds the event now."""
+        result = self.session.execute(
+            update(OutboxEvent).where(*self._leased(event_id, lease)).values(available_at=until)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
     @staticmethod
     def _leased(event_id: uuid.UUID, lease: datetime) -> tuple[Any, ...]:
         return (
