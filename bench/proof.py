@@ -84,30 +84,158 @@ def render_generic(doc: dict[str, Any]) -> list[str]:
     return table(["figure", "value"], [[k, v] for k, v in flat(doc)][:80])
 
 
+def _answers(by: dict[str, int]) -> str:
+    return ", ".join(f"{n} × {a}" for a, n in by.items())
+
+
+def render_faults(doc: dict[str, Any]) -> list[str]:
+    rows = []
+    recovery = []
+    for name, t in doc.get("tests", {}).items():
+        rows.append(
+            [
+                name.removeprefix("test_"),
+                t.get("outcome", "?"),
+                t.get("requests", "–"),
+                t.get("acknowledged", "–"),
+                _answers(t.get("by_answer", {})),
+                t.get("acknowledged_present", "–"),
+                t.get("rpw_numbers", "–"),
+                t.get("blobs_verified", "–"),
+                t.get("audit", "–"),
+                t.get("outbox_drain_s", "–"),
+            ]
+        )
+        for k, v in flat({k: v for k, v in t.items() if k in ("rounds", "phases")}):
+            if k.endswith("_s") or "in_flight" in k or "committed" in k:
+                recovery.append([name.removeprefix("test_"), k, v])
+        for k in ("es_down_s", "s3_down_s", "s3_up_to_first_ack_s", "es_up_to_outbox_drained_s"):
+            if k in t:
+                recovery.append([name.removeprefix("test_"), k, t[k]])
+        if "search_verify" in t:
+            sv = t["search_verify"]
+            recovery.append(
+                [
+                    name.removeprefix("test_"),
+                    "ezd search verify",
+                    f"checked {sv.get('checked')}, missing {sv.get('missing')}, "
+                    f"stale {sv.get('stale')}, extra {sv.get('extra')}",
+                ]
+            )
+    out = table(
+        [
+            "fault",
+            "outcome",
+            "requests",
+            "201",
+            "answers",
+            "acknowledged present",
+            "register numbers (gapless)",
+            "blobs verified",
+            "audit chain",
+            "outbox drained (s)",
+        ],
+        rows,
+    )
+    return [*out, "Recovery:", "", *table(["fault", "figure", "value"], recovery)]
+
+
+def render_access(doc: dict[str, Any]) -> list[str]:
+    keys = [
+        "routes",
+        "personas",
+        "calls",
+        "allowed",
+        "public",
+        "refused",
+        "refused_as_not_found",
+        "leaks",
+        "over_refusals",
+        "mismatches",
+        "errors_5xx",
+        "seconds",
+    ]
+    rows = [[b, *(v.get(k, "–") for k in keys)] for b, v in doc.get("backends", {}).items()]
+    out = table(["backend", *keys], rows)
+    return [*out, f"Personas: {', '.join(doc.get('personas', []))}.", ""]
+
+
+def render_fuzz(doc: dict[str, Any]) -> list[str]:
+    api = doc.get("openapi", {})
+    out = [
+        f"OpenAPI ({api.get('tool', 'schemathesis')}): {api.get('operations_in_schema')} "
+        f"operations, **{api.get('examples_per_operation')} examples per operation** "
+        f"({', '.join(api.get('generation_modes', []))}), callers "
+        f"{', '.join(api.get('callers', []))}; checks {', '.join(api.get('checks', []))}.",
+        "",
+    ]
+    rows = []
+    for b, v in api.get("backends", {}).items():
+        fails = v.get("failures_by_check", {})
+        rows.append(
+            [
+                b,
+                v.get("operations"),
+                v.get("total_cases"),
+                sum(fails.values()),
+                ", ".join(f"{k} {n}" for k, n in fails.items()),
+                ", ".join(f"{k}: {n}" for k, n in v.get("statuses", {}).items()),
+                v.get("seconds"),
+            ]
+        )
+    out += table(["backend", "operations", "cases", "failures", "by check", "answers", "s"], rows)
+    xml = doc.get("xml_attacks", {})
+    rows = []
+    for b, v in xml.items():
+        worst = v.get("slowest_request", {})
+        rows.append(
+            [
+                b,
+                v.get("corpus_files"),
+                v.get("endpoints"),
+                v.get("requests"),
+                v.get("listener_connections"),
+                f"{worst.get('seconds')} s ({worst.get('what')})",
+            ]
+        )
+    out += ["XML attack corpus:", ""]
+    out += table(
+        ["backend", "files", "endpoints", "requests", "outgoing connections", "slowest"], rows
+    )
+    first = next(iter(xml.values()), {})
+    rows = [[e, _answers(o)] for e, o in first.get("outcomes_by_endpoint", {}).items()]
+    if rows:
+        out += table(["endpoint", "answers (first backend)"], rows)
+    return out
+
+
 # --- the parts --------------------------------------------------------------------------------
+
+MAKE = ["make", "--no-print-directory"]
+FUZZ_EXAMPLES = "50"
 
 PARTS: list[Part] = [
     Part(
         "faults",
         "Faults: kill -9 of API and worker, Elasticsearch, S3 and PostgreSQL outages",
-        [*PYTEST, "tests/faults"],
+        [*MAKE, "faults"],
         "faults-*.json",
-        render_generic,
-        (("EZD_FAULTS", "1"),),
+        render_faults,
     ),
     Part(
         "access",
         "Access control: every endpoint as every role, owning and foreign unit",
         [*PYTEST, "tests/test_access_matrix.py"],
         "access-matrix.json",
-        render_generic,
+        render_access,
     ),
     Part(
         "fuzz",
         "Fuzzing: schemathesis over the OpenAPI schema, the XML attack corpus",
         [*PYTEST, "tests/test_fuzz_openapi.py", "tests/test_xml_attacks.py"],
         "fuzz.json",
-        render_generic,
+        render_fuzz,
+        (("EZD_FUZZ_BACKENDS", "embedded,postgres_s3"), ("EZD_FUZZ_EXAMPLES", FUZZ_EXAMPLES)),
     ),
     Part(
         "web",
@@ -126,14 +254,14 @@ PARTS: list[Part] = [
     Part(
         "load",
         "Load: 200 simulated staff on PostgreSQL + S3 + Elasticsearch",
-        [PY, "bench/load.py"],
+        [*MAKE, "bench-load"],
         "load-*.json",
         render_generic,
     ),
     Part(
         "scale",
         "Scale: 1 million cases, 3 million documents, benchmarks against 10k",
-        [PY, "bench/scale.py"],
+        [*MAKE, "bench-scale"],
         "scale-*.json",
         render_generic,
     ),
