@@ -69,7 +69,8 @@ clean:
 # ezd serve (2 API processes) + ezd worker on PostgreSQL + S3 + Elasticsearch.
 .PHONY: bench-load
 bench-load: install services-up
-	set -a; . .services/env; set +a; \
+	scripts/elasticsearch.sh up >/dev/null
+	set -a; . .services/env; . .services/elasticsearch/env; set +a; \
 	.venv/bin/python bench/load.py
 
 # Fault tests (tests/faults, ~15 min): kill -9 / stop the API, the worker, PostgreSQL, S3 and
