@@ -16,6 +16,9 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 EZD = str(ROOT / ".venv" / "bin" / "ezd")
+# The key that encrypts the demo units' signing keys (`ezd demo` seeds seals): on PostgreSQL it
+# must be configured, and a benchmark's throwaway database needs no secret one.
+BENCH_KEK = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
 S3_VARS = (
     "EZD_TEST_S3_ENDPOINT",
     "EZD_TEST_S3_ACCESS_KEY",
@@ -55,6 +58,7 @@ def ezd_env(
         "EZD_DATA_DIR": str(data_dir),
         "EZD_LOG_LEVEL": "warning",
         "EZD_EMBEDDED_WORKER": "false",
+        "EZD_KEY_ENCRYPTION_KEY": os.environ.get("EZD_KEY_ENCRYPTION_KEY", BENCH_KEK),
     }
     if search_index:
         env["EZD_SEARCH_URL"] = os.environ["EZD_TEST_ES_URL"]

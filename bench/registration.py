@@ -171,18 +171,14 @@ def main() -> None:
         run_server(args, scale_database_env(args.database), load_at_start)
         return
     db_url = fresh_database(os.environ["EZD_TEST_DATABASE_URL"], "ezd_bench")
+    sys.path.insert(0, str(ROOT))
+    from bench.common import ezd_env
+
     env = {
         **os.environ,
-        "EZD_DATABASE_URL": db_url,
-        "EZD_S3_ENDPOINT": os.environ["EZD_TEST_S3_ENDPOINT"],
-        "EZD_S3_ACCESS_KEY": os.environ["EZD_TEST_S3_ACCESS_KEY"],
-        "EZD_S3_SECRET_KEY": os.environ["EZD_TEST_S3_SECRET_KEY"],
-        "EZD_S3_BUCKET": os.environ["EZD_TEST_S3_BUCKET"],
-        "EZD_S3_SECURE": os.environ.get("EZD_TEST_S3_SECURE", "false"),
-        "EZD_S3_PREFIX": f"bench-{uuid.uuid4().hex[:8]}/",
-        "EZD_DATA_DIR": str(ROOT / ".data" / "bench"),
-        "EZD_LOG_LEVEL": "warning",
-        "EZD_EMBEDDED_WORKER": "false",
+        **ezd_env(
+            db_url, data_dir=ROOT / ".data" / "bench", s3_prefix=f"bench-{uuid.uuid4().hex[:8]}/"
+        ),
     }
     for cmd in (["db", "upgrade"], ["demo", "--no-serve", "--force"]):
         done = subprocess.run([EZD, *cmd], env=env, capture_output=True, text=True)

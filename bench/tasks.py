@@ -51,6 +51,7 @@ EZD = str(ROOT / ".venv" / "bin" / "ezd")
 import httpx  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
+from bench.common import git_commit  # noqa: E402
 from bench.registration import fresh_database, percentile, send  # noqa: E402
 
 KEY = "bench_tasks"
@@ -722,17 +723,7 @@ def main() -> None:
         for r in (service, http):
             if r and r["p50_ms"] is not None:
                 ratios[f"{r['path']}_p50/raw_p50"] = round(r["p50_ms"] / raw["p50_ms"], 1)
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-    ).stdout.strip()
-    dirty = bool(
-        subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-    )
+    commit, dirty = git_commit()
     stamp = time.strftime("%Y%m%dT%H%M%S")
     out = {
         "benchmark": "tasks",
