@@ -202,11 +202,73 @@ def render_fuzz(doc: dict[str, Any]) -> list[str]:
     out += table(
         ["backend", "files", "endpoints", "requests", "outgoing connections", "slowest"], rows
     )
-    first = next(iter(xml.values()), {})
+    first: dict[str, Any] = next(iter(xml.values()), {})
     rows = [[e, _answers(o)] for e, o in first.get("outcomes_by_endpoint", {}).items()]
     if rows:
         out += table(["endpoint", "answers (first backend)"], rows)
     return out
+
+
+def render_load(doc: dict[str, Any]) -> list[str]:
+    sm = doc.get("summary", {})
+    out = [
+        f"{doc.get('staff')} staff ({_answers(doc.get('staff_by_role', {}))}) of "
+        f"{doc.get('units')} units, think time {doc.get('think_distribution')} mean "
+        f"{doc.get('think_s')} s, {doc.get('warmup_s')} s warm-up + {doc.get('seconds')} s "
+        f"measured; {doc.get('api_processes')} API processes + {doc.get('workers')} worker on "
+        f"{doc.get('stores')}; commit {doc.get('commit')}, `{doc.get('command')}`, "
+        f"load average {doc.get('loadavg')}.",
+        "",
+    ]
+    rows = [
+        [
+            "**all**",
+            sm.get("requests"),
+            sm.get("requests_per_s"),
+            sm.get("p50_ms"),
+            sm.get("p95_ms"),
+            sm.get("p99_ms"),
+            sm.get("errors"),
+        ]
+    ]
+    for name, o in sorted(sm.get("operations", {}).items()):
+        rows.append(
+            [
+                name,
+                o.get("requests"),
+                o.get("per_s"),
+                o.get("p50_ms"),
+                o.get("p95_ms"),
+                o.get("p99_ms"),
+                o.get("errors"),
+            ]
+        )
+    out += table(["operation", "requests", "per s", "p50 ms", "p95 ms", "p99 ms", "errors"], rows)
+    ob = doc.get("outbox", {})
+    out += [
+        f"Outbox: {ob.get('due_at_end')} events due at the end, at most "
+        f"{ob.get('max_due_during_run')} due during the run (oldest "
+        f"{ob.get('max_oldest_due_s_during_run')} s).",
+        "",
+    ]
+    return out
+
+
+def render_scale(doc: dict[str, Any]) -> list[str]:
+    small, large = doc.get("small_size", {}), doc.get("large_size", {})
+    docs = [doc.get(k, {}).get("search", {}).get("docs") for k in ("small", "large")]
+    out = [
+        f"Small: {small.get('cases')} cases, {small.get('documents')} documents, "
+        f"{small.get('db_bytes', 0) / 1e6:,.0f} MB; large: {large.get('cases')} cases, "
+        f"{large.get('documents')} documents, {large.get('db_bytes', 0) / 1e9:,.2f} GB. "
+        f"{doc.get('conditions', '')}. Search index: {docs[0]} vs {docs[1]} documents.",
+        "",
+    ]
+    rows = [
+        [c["figure"], c["small"], c["large"], f"{c['slower_pct']:+.1f} %"]
+        for c in doc.get("comparison", [])
+    ]
+    return out + table(["figure", "small", "large", "slower by"], rows)
 
 
 # --- the parts --------------------------------------------------------------------------------
@@ -256,14 +318,14 @@ PARTS: list[Part] = [
         "Load: 200 simulated staff on PostgreSQL + S3 + Elasticsearch",
         [*MAKE, "bench-load"],
         "load-*.json",
-        render_generic,
+        render_load,
     ),
     Part(
         "scale",
         "Scale: 1 million cases, 3 million documents, benchmarks against 10k",
         [*MAKE, "bench-scale"],
-        "scale-*.json",
-        render_generic,
+        "scale-2*.json",
+        render_scale,
     ),
 ]
 
@@ -346,8 +408,15 @@ def write_report(runs: dict[str, dict[str, Any]]) -> None:
     rows = []
     for p in PARTS:
         r = runs.get(p.name)
-        status = "not run" if r is None else ("passed" if r["rc"] == 0 else f"FAILED ({r['rc']})")
-        when = r["finished"] if r else "—"
+        res = newest(p.results)
+        if r is not None:
+            status = "passed" if r["rc"] == 0 else f"FAILED ({r['rc']})"
+            when = r["finished"]
+        elif res is not None:
+            status = "not run by proof.py (figures from its own command)"
+            when = datetime.fromtimestamp(res.stat().st_mtime, UTC).isoformat(timespec="seconds")
+        else:
+            status, when = "not run", "—"
         rows.append([p.name, status, f"{r['seconds']:.0f} s" if r else "—", when])
     lines += table(["part", "result", "time", "finished (UTC)"], rows)
     for p in PARTS:
