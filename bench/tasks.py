@@ -51,7 +51,7 @@ EZD = str(ROOT / ".venv" / "bin" / "ezd")
 import httpx  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
-from bench.common import git_commit  # noqa: E402
+from bench.common import ezd_env, git_commit  # noqa: E402
 from bench.registration import fresh_database, percentile, send  # noqa: E402
 
 KEY = "bench_tasks"
@@ -508,16 +508,11 @@ async def http_stage(
 def start_server(db_url: str, args: argparse.Namespace) -> tuple[subprocess.Popen[bytes], str]:
     env = {
         **os.environ,
-        "EZD_DATABASE_URL": db_url,
-        "EZD_S3_ENDPOINT": os.environ["EZD_TEST_S3_ENDPOINT"],
-        "EZD_S3_ACCESS_KEY": os.environ["EZD_TEST_S3_ACCESS_KEY"],
-        "EZD_S3_SECRET_KEY": os.environ["EZD_TEST_S3_SECRET_KEY"],
-        "EZD_S3_BUCKET": os.environ["EZD_TEST_S3_BUCKET"],
-        "EZD_S3_SECURE": os.environ.get("EZD_TEST_S3_SECURE", "false"),
-        "EZD_S3_PREFIX": f"bench-{uuid.uuid4().hex[:8]}/",
-        "EZD_DATA_DIR": str(ROOT / ".data" / "bench-tasks"),
-        "EZD_LOG_LEVEL": "warning",
-        "EZD_EMBEDDED_WORKER": "false",
+        **ezd_env(
+            db_url,
+            data_dir=ROOT / ".data" / "bench-tasks",
+            s3_prefix=f"bench-{uuid.uuid4().hex[:8]}/",
+        ),
     }
     server = subprocess.Popen(
         [EZD, "serve", "--port", str(args.port), "--workers", str(args.workers)], env=env
