@@ -124,19 +124,19 @@ def _word_matcher(q: AnalysedQuery) -> Callable[[str], bool]:
     return matches
 
 
-def _marks(text: str, q: AnalysedQuery) -> list[tuple[int, int]]:
+def _marks(text: str, q: AnalysedQuery, matches: Callable[[str], bool]) -> list[tuple[int, int]]:
+    phrases = [c for c in q.must if isinstance(c, PhraseQ)]
+    if not phrases:  # the usual query: one pass, each word decided by `matches`
+        return [t.span() for t in WORD.finditer(text) if matches(t.group())]
     tokens = list(WORD.finditer(text))
     marked: set[int] = set()
-    phrases = [c for c in q.must if isinstance(c, PhraseQ)]
-    if phrases:
-        forms = [fold(t.group()) for t in tokens]
-        for c in phrases:
-            n = len(c.forms)
-            for i in range(len(forms) - n + 1):
-                if tuple(forms[i : i + n]) == c.forms:
-                    marked.update(range(i, i + n))
+    forms = [fold(t.group()) for t in tokens]
+    for c in phrases:
+        n = len(c.forms)
+        for i in range(len(forms) - n + 1):
+            if tuple(forms[i : i + n]) == c.forms:
+                marked.update(range(i, i + n))
     if len(phrases) < len(q.must):
-        matches = _word_matcher(q)
         marked.update(i for i, t in enumerate(tokens) if matches(t.group()))
     return [tokens[i].span() for i in sorted(marked)]
 
@@ -156,15 +156,16 @@ def highlights(src: dict[str, Any], q: AnalysedQuery) -> dict[str, list[str]]:
     if not q.must:
         return {}
     out: dict[str, list[str]] = {}
+    matches = _word_matcher(q)
     for name in ("title", "number", "case_reference", "sender"):
         value = src.get(name)
         if value:
-            spans = _marks(value, q)
+            spans = _marks(value, q, matches)
             if spans:
                 out[name] = [_render(value, spans)]
     text = src.get("snippet") or ""
     if text:
-        spans = _marks(text, q)
+        spans = _marks(text, q, matches)
         frags: list[str] = []
         end_of_last = -1
         for s, _e in spans:

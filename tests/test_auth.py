@@ -122,6 +122,43 @@ def test_logout_revokes_the_token(client: TestClient) -> None:
     assert client.post("/api/v1/auth/logout", headers=_bearer(raw)).status_code == 401
 
 
+def test_a_request_authenticates_inside_its_own_transaction(
+    backend: Backend, client: TestClient
+) -> None:
+    """An endpoint with the request's unit of work looks the caller up in that transaction:
+    one transaction per request (search included), not a second one for the token. Upload
+    endpoints read their body first, so they authenticate in a short one of their own."""
+    from sqlalchemy import event
+
+    h = token(client, "clerk.sp58")
+    begun: list[object] = []
+
+    def count(conn: object) -> None:
+        begun.append(conn)
+
+    engine = backend.container.engine
+    event.listen(engine, "begin", count)
+    try:
+        for path in ("/api/v1/auth/me", "/api/v1/cases", "/api/v1/search?q=wniosek"):
+            begun.clear()
+            r = client.get(path, headers=h)
+            assert r.status_code == 200, (path, r.text)
+            assert len(begun) == 1, (path, len(begun))
+        begun.clear()
+        r = register(client, h, letter_meta())
+        assert r.status_code == 201, r.text
+        assert len(begun) == 2, len(begun)
+        # Nothing about the caller outlives the request: a revoked token is refused next time.
+        raw = h["Authorization"].removeprefix("Bearer ")
+        assert client.post("/api/v1/auth/logout", headers=h).status_code == 204
+        for path in ("/api/v1/auth/me", "/api/v1/search?q=wniosek"):
+            r = client.get(path, headers=_bearer(raw))
+            assert r.status_code == 401, path
+            assert error_code(r) == "invalid_token"
+    finally:
+        event.remove(engine, "begin", count)
+
+
 # --- the session cookie --------------------------------------------------------------------
 
 

@@ -9,7 +9,7 @@ from typing import Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse
 
-from api.deps import Actor, UoW, container
+from api.deps import Actor, UoW, container, run_authenticated
 from api.schemas import FacetBucketOut, SearchHitOut, SearchOut
 from api.search_wiring import search_index
 from workflow.errors import DomainError
@@ -42,10 +42,8 @@ class UnknownFilter(DomainError):
     "`cursor`. Hits and facet counts cover only the units the caller may read; an auditor's "
     "queries are written to the audit trail.",
 )
-def search(
+async def search(
     request: Request,
-    uow: UoW,
-    actor: Actor,
     q: str = "",
     unit: list[str] = Query([]),
     jrwa: list[str] = Query([]),
@@ -78,7 +76,13 @@ def search(
         cursor=cursor,
     )
     index = search_index(container(request))
-    page = service.search(uow, actor, index, params, facets=facets)
+    return await run_authenticated(
+        request,
+        lambda uow: search_out(service.search(uow, uow.actor, index, params, facets=facets)),
+    )
+
+
+def search_out(page: service.SearchPage) -> SearchOut:
     r = page.result
     return SearchOut(
         total=r.total,
