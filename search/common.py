@@ -4,7 +4,6 @@ here from the stored text, so they are the same on both and never show folded te
 from __future__ import annotations
 
 import html
-from collections.abc import Callable
 from datetime import date
 from functools import lru_cache
 from typing import Any
@@ -106,28 +105,44 @@ def _token_matches(form: str, word: str, c: ClauseQ) -> bool:
     return False
 
 
-@lru_cache(maxsize=64)
-def _word_matcher(q: AnalysedQuery) -> Callable[[str], bool]:
-    """Whether a word of the text matches a word or prefix clause of `q`, decided once per
-    distinct word and query: a page of hits repeats the same words many times, and deciding
-    (folding, lemmas, edit distance) is what highlighting spends its time on."""
-    clauses = [c for c in q.must if not isinstance(c, PhraseQ)]
-    memo: dict[str, bool] = {}
+class _WordMatcher:
+    """Whether a word of the text matches a word or prefix clause of a query: each distinct
+    word is decided once per query (folding, lemmas, edit distance are what highlighting
+    spends its time on, and a page of hits repeats the same words). Shared by the threads
+    that serve the same query: the sets only grow."""
 
-    def matches(word: str) -> bool:
-        hit = memo.get(word)
-        if hit is None:
+    def __init__(self, q: AnalysedQuery) -> None:
+        self.clauses = [c for c in q.must if not isinstance(c, PhraseQ)]
+        self.decided: set[str] = set()
+        self.matching: set[str] = set()
+
+    def __call__(self, word: str) -> bool:
+        if word not in self.decided:
             form = fold(word)
-            hit = memo[word] = any(_token_matches(form, word, c) for c in clauses)
-        return hit
+            if any(_token_matches(form, word, c) for c in self.clauses):
+                self.matching.add(word)
+            self.decided.add(word)
+        return word in self.matching
 
-    return matches
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        words = set(WORD.findall(text))
+        for word in words - self.decided:
+            self(word)
+        if self.matching.isdisjoint(words):  # most fields of most hits: one set operation
+            return []
+        matching = self.matching
+        return [t.span() for t in WORD.finditer(text) if t.group() in matching]
 
 
-def _marks(text: str, q: AnalysedQuery, matches: Callable[[str], bool]) -> list[tuple[int, int]]:
+@lru_cache(maxsize=64)
+def _word_matcher(q: AnalysedQuery) -> _WordMatcher:
+    return _WordMatcher(q)
+
+
+def _marks(text: str, q: AnalysedQuery, matches: _WordMatcher) -> list[tuple[int, int]]:
     phrases = [c for c in q.must if isinstance(c, PhraseQ)]
-    if not phrases:  # the usual query: one pass, each word decided by `matches`
-        return [t.span() for t in WORD.finditer(text) if matches(t.group())]
+    if not phrases:  # the usual query
+        return matches.spans(text)
     tokens = list(WORD.finditer(text))
     marked: set[int] = set()
     forms = [fold(t.group()) for t in tokens]

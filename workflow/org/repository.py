@@ -6,12 +6,37 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from workflow.org.models import AuthSession, Department, RoleAssignment, Unit, User
 
 SYSTEM_USER_ID = uuid.UUID(int=0)  # the row migration 0005 adds for ezd itself (SYSTEM)
+
+# Every API request runs this, so it is built once (building the expression cost as much as
+# running it) and run as Core: the rows are plain tuples, no ORM entities.
+_PRINCIPAL_ROWS = (
+    select(
+        User.id,
+        User.username,
+        User.full_name,
+        RoleAssignment.unit_id,
+        RoleAssignment.role,
+        Unit.kind,
+        AuthSession.created_at,
+        AuthSession.expires_at,
+    )
+    .join(AuthSession, AuthSession.user_id == User.id)
+    .outerjoin(RoleAssignment, RoleAssignment.user_id == User.id)
+    .outerjoin(Unit, Unit.id == RoleAssignment.unit_id)
+    .where(
+        AuthSession.token_hash == bindparam("token_hash"),
+        AuthSession.kind == bindparam("kind"),
+        AuthSession.revoked_at.is_(None),
+        AuthSession.expires_at > bindparam("now"),
+        User.active.is_(True),
+    )
+)
 
 
 class OrgRepository:
@@ -123,28 +148,9 @@ class OrgRepository:
         """For a live session: (user id, username, full name, unit id, role, unit kind,
         session created at, session expires at), one row per role (a single row of Nones for
         a user without roles). One round trip: every API request authenticates."""
-        rows = self.session.execute(
-            select(
-                User.id,
-                User.username,
-                User.full_name,
-                RoleAssignment.unit_id,
-                RoleAssignment.role,
-                Unit.kind,
-                AuthSession.created_at,
-                AuthSession.expires_at,
-            )
-            .join(AuthSession, AuthSession.user_id == User.id)
-            .outerjoin(RoleAssignment, RoleAssignment.user_id == User.id)
-            .outerjoin(Unit, Unit.id == RoleAssignment.unit_id)
-            .where(
-                AuthSession.token_hash == token_hash,
-                AuthSession.kind == kind,
-                AuthSession.revoked_at.is_(None),
-                AuthSession.expires_at > now,
-                User.active.is_(True),
-            )
-        ).all()
+        rows = self.session.connection().execute(
+            _PRINCIPAL_ROWS, {"token_hash": token_hash, "kind": kind, "now": now}
+        )
         return [(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows]
 
     def extend_session(self, token_hash: str, expires_at: datetime) -> None:
