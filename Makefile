@@ -89,12 +89,15 @@ faults: install
 # (bench/results/scale-*.json). SCALE_ES_FRACTION indexes a random share of the 1M database.
 SCALE_CASES ?= 1000000
 SCALE_ES_FRACTION ?= 1.0
+# A database and index made before for the same size are kept (generating 1M takes about an
+# hour with its index); `make bench-scale SCALE_REUSE=` generates them again.
+SCALE_REUSE ?= --reuse
 .PHONY: bench-scale
 bench-scale: install services-up
 	set -a; . .services/env; set +a; \
-	.venv/bin/python bench/scale.py --database ezd_scale_10k --cases 10000 && \
+	.venv/bin/python bench/scale.py --database ezd_scale_10k --cases 10000 $(SCALE_REUSE) && \
 	.venv/bin/python bench/scale.py --database ezd_scale --cases $(SCALE_CASES) \
-		--docs-per-case 3 --es-fraction $(SCALE_ES_FRACTION) && \
+		--docs-per-case 3 --es-fraction $(SCALE_ES_FRACTION) $(SCALE_REUSE) && \
 	.venv/bin/python bench/scale.py --compare ezd_scale_10k ezd_scale
 
 # Proof under load, faults and attack (issue 9): every part above and the security tests, one

@@ -787,6 +787,48 @@ def compare(args: argparse.Namespace) -> None:
     print(f"written to {out.relative_to(ROOT)}")
 
 
+def reusable(name: str, es_prefix: str, args: argparse.Namespace) -> dict[str, int] | None:
+    """The sizes of database `name` and its index when an earlier run made them for these
+    arguments, else None. The generator is deterministic, so the same arguments give the same
+    data; each benchmark run adds a few thousand rows, hence the tolerance."""
+    try:
+        conn = psycopg.connect(pg_conninfo(name))
+    except psycopg.OperationalError:
+        return None  # no such database
+    with conn:
+        cur = conn.cursor()
+        counts: dict[str, int] = {}
+        for table in ("cases", "documents", "incoming_items", "outgoing_items"):
+            try:
+                cur.execute(f"SELECT count(*) FROM {table}")  # fixed table names
+            except psycopg.errors.UndefinedTable:
+                return None
+            counts[table] = cur.fetchone()[0]  # type: ignore[index]
+    if not args.cases <= counts["cases"] <= args.cases * 1.02 + 10_000:
+        return None
+    if (
+        not args.cases * args.docs_per_case
+        <= counts["documents"]
+        <= counts["cases"] * (args.docs_per_case + 0.1)
+    ):
+        return None
+    if not args.no_es:
+        from elasticsearch import Elasticsearch
+
+        es = Elasticsearch(os.environ["EZD_TEST_ES_URL"], request_timeout=60)
+        try:
+            indexed = int(es.count(index=es_prefix)["count"])
+        except Exception:  # no alias, or no server: build it again
+            return None
+        finally:
+            es.close()
+        expected = sum(counts.values()) * args.es_fraction
+        if indexed < expected * 0.98:
+            return None
+        counts["index"] = indexed
+    return counts
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--database", default="ezd_scale")
@@ -801,6 +843,11 @@ def main() -> None:
         "--es-fraction", type=float, default=1.0, help="index this random share of the data"
     )
     ap.add_argument("--es-only", action="store_true", help="only (re)build the index")
+    ap.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep the database and index of an earlier run when they hold this size",
+    )
     ap.add_argument("--seed", type=int, default=9)
     ap.add_argument(
         "--compare",
@@ -829,6 +876,11 @@ def main() -> None:
         "phases": {},
     }
     t_all = time.perf_counter()
+    if args.reuse and not args.es_only:
+        found = reusable(name, es_prefix, args)
+        if found is not None:
+            print(f"reusing {name} and its index: {found}", flush=True)
+            return
     if not args.es_only:
         t0 = time.perf_counter()
         fresh_database(os.environ["EZD_TEST_DATABASE_URL"], name)
