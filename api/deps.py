@@ -98,24 +98,34 @@ def _commit_and_close(uow: UnitOfWork) -> None:
 async def run_in_transaction(
     request: Request, actor: Principal, work: Callable[[UnitOfWork], T]
 ) -> T:
-    """Run blocking `work` in the thread pool inside one transaction (for endpoints that first
-    read an upload from the network, outside any transaction)."""
-    async with transaction(request, actor) as uow:
-        return await run_in_threadpool(work, uow)
+    """Run blocking `work` as `actor` inside one transaction (for endpoints that first read an
+    upload from the network, outside any transaction)."""
+    return await _in_one_step(request, work, actor=actor)
 
 
 async def run_authenticated(request: Request, work: Callable[[UnitOfWork], T]) -> T:
-    """Authenticate the caller, run blocking `work` as them and commit, all in one step in the
-    thread pool: for a hot read endpoint (search), whose own time is mostly these steps. The
-    same transaction and refusals as `UoW` with `Actor`, one hop to a pool thread instead of
-    three."""
-    credentials = request_credentials(request)
+    """Authenticate the caller and run blocking `work` as them in the same transaction: for a
+    hot read endpoint (search), whose own time is mostly these steps. The same transaction and
+    refusals as `UoW` with `Actor`, one hop to a pool thread instead of three."""
+    return await _in_one_step(request, work, credentials=request_credentials(request))
+
+
+async def _in_one_step(
+    request: Request,
+    work: Callable[[UnitOfWork], T],
+    *,
+    actor: Principal = SYSTEM,
+    credentials: Credentials | None = None,
+) -> T:
+    """One transaction in one step in the thread pool: authenticate (with `credentials`), run
+    `work`, commit; anything unfinished is rolled back."""
     c = container(request)
 
     def steps() -> T:
-        uow = UnitOfWork(c.session_factory)
+        uow = UnitOfWork(c.session_factory, actor)
         try:
-            uow.actor = _authenticate(c, uow, credentials)
+            if credentials is not None:
+                uow.actor = _authenticate(c, uow, credentials)
             result = work(uow)
             uow.commit()
             return result
@@ -128,7 +138,7 @@ async def run_authenticated(request: Request, work: Callable[[UnitOfWork], T]) -
     return result
 
 
-def bearer_or_cookie(request: Request) -> tuple[str, str] | None:
+def bearer_or_cookie(request: Request) -> Credentials | None:
     auth = request.headers.get("authorization", "")
     scheme, _, token = auth.partition(" ")
     if scheme.lower() == "bearer" and token.strip():

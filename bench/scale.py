@@ -65,6 +65,7 @@ EZD = str(ROOT / ".venv" / "bin" / "ezd")
 import psycopg  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
+from bench.common import git_commit  # noqa: E402
 from bench.registration import fresh_database, pdf_of_size  # noqa: E402
 from bench.search import NAMES, PRZEDMIOT, SENTENCES, SUBJECTS, SZKOLA  # noqa: E402
 from workflow.audit.chain import entry_hash  # noqa: E402
@@ -758,9 +759,7 @@ def compare(args: argparse.Namespace) -> None:
     result: dict[str, Any] = {
         "benchmark": "scale",
         "date": time.strftime("%Y-%m-%d"),
-        "commit": subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip(),
+        "commit": git_commit()[0],
         "databases": {"small": small, "large": large},
         "conditions": "3 API processes and 16 clients for registration; 2 API processes and "
         "16 clients for tasks; 1 API process for search; the two sizes back to back",
