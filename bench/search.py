@@ -200,9 +200,9 @@ def api_vs_raw(
             for i in range(n + 20):
                 q = QUERIES[i % len(QUERIES)]
                 req = SearchRequest(parse_query(q), SearchFilters(), (clerk_unit,), size=20)
-                body, _ = es_index.query_body(req)
+                searches, _ = es_index.query_bodies(req)
                 t0 = time.perf_counter()
-                es_index.es.search(index=es_index.alias, **body)
+                es_index.es.msearch(index=es_index.alias, searches=searches)
                 t1 = time.perf_counter()
                 r = pool.request("GET", "/api/v1/search", fields={"q": q, "size": "20"}, headers=h)
                 t2 = time.perf_counter()

@@ -19,7 +19,7 @@ from workflow.audit.models import AuditEntry
 from workflow.db import utcnow
 from workflow.outbox.models import OutboxEvent
 from workflow.search import service
-from workflow.search.port import IndexDoc, SearchFilters, SearchIndex
+from workflow.search.port import FACETS, IndexDoc, SearchFilters, SearchIndex
 
 LETTERS = [
     ("Skarga rodzica na ocenę z matematyki", "Jan Nowak", "sp58"),
@@ -315,6 +315,29 @@ def test_same_hits_on_both_indices(tmp_path: Any) -> None:
     finally:
         es.close()
         emb.close()
+        from tests.conftest import drop_es_indices
+
+        drop_es_indices(url, alias)
+
+
+def test_a_search_before_the_first_index_creates_it_and_finds_nothing() -> None:
+    """A fresh installation is searched before anything was indexed: the alias has no index yet
+    (Elasticsearch answers the parts of an `_msearch` with index_not_found in the body)."""
+    from search.elastic import ElasticsearchIndex
+    from workflow.search.port import SearchRequest
+    from workflow.search.query import parse_query
+
+    url = need_elasticsearch()
+    alias = f"ezd-t-{uuid.uuid4().hex[:12]}"
+    es = ElasticsearchIndex(url, alias)
+    try:
+        req = SearchRequest(parse_query("skarga"), SearchFilters(), ("u1",))
+        r = es.search(req)
+        assert (r.total, r.hits) == (0, [])
+        assert set(r.facets) == set(FACETS) and not any(r.facets.values())
+        assert es._indices_of(alias), "the search created the index behind the alias"
+    finally:
+        es.close()
         from tests.conftest import drop_es_indices
 
         drop_es_indices(url, alias)
