@@ -31,6 +31,7 @@ from api.routers import (
     search,
     signing,
 )
+from api.routing import include_flat
 from api.web import mount_web
 from api.web.headers import SecurityHeaders
 
@@ -87,25 +88,10 @@ def create_app(c: Container | None = None, *, start_worker: bool | None = None) 
     app.state.container = container
     app.https = container.settings.login_secure_cookie
     install_error_handlers(app)
-    # The domain errors each router's operations can answer with, documented in the one
-    # error shape (api/errors.py); every operation can also meet a database outage (503).
-    staff = (400, 401, 403, 404, 409, 422, 503)
-    uploads = (*staff, 413, 415)
-    for r, statuses in (
-        (auth, (401, 422, 429, 503)),
-        (org, staff),
-        (jrwa, staff),
-        (registry, uploads),
-        (cases, staff),
-        (documents, uploads),
-        (audit, staff),
-        (processes, (*staff, 413)),
-        (signing, (*staff, 413)),
-        (search, staff),
-        (archive, staff),
-        (public, (400, 403, 404, 409, 413, 415, 422, 429, 503)),
-    ):
-        app.include_router(r.router, responses=error_responses(*statuses))
+    # Each router declares the domain errors its operations can answer with (api/errors.py).
+    for r in (auth, org, jrwa, registry, cases, documents, audit, processes, signing, search,
+              archive, public):  # fmt: skip
+        include_flat(app, r.router)
     mount_web(app)
 
     @app.get("/", include_in_schema=False)

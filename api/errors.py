@@ -59,6 +59,15 @@ ERROR_STATUSES: dict[int, str] = {
 }
 
 
+# The domain errors the routers' operations can answer with (each router passes its set to
+# `error_responses`); every operation can also meet a database outage (503).
+STAFF_ERRORS = (400, 401, 403, 404, 409, 422, 503)
+UPLOAD_ERRORS = (*STAFF_ERRORS, 413, 415)
+BODY_ERRORS = (*STAFF_ERRORS, 413)
+AUTH_ERRORS = (401, 422, 429, 503)
+PUBLIC_ERRORS = (400, 403, 404, 409, 413, 415, 422, 429, 503)
+
+
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` for the domain errors a route (or a router) can answer with, all in
     the one `ErrorResponse` shape. A 422 given here replaces FastAPI's default, which describes

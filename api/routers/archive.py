@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Actor, UoW, container
+from api.errors import STAFF_ERRORS, error_responses
 from api.printing import record_html, record_pdf
 from workflow.archive import service
 from workflow.archive.models import ArchiveEntry, ArchiveLoan, Disposal
@@ -23,7 +24,7 @@ from workflow.cases.service import (
 )
 from workflow.org.repository import OrgRepository
 
-router = APIRouter(prefix="/api/v1", tags=["archive"])
+router = APIRouter(prefix="/api/v1", tags=["archive"], responses=error_responses(*STAFF_ERRORS))
 
 
 class ReasonIn(BaseModel):

@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from api.deps import Actor, UoW
+from api.errors import STAFF_ERRORS, error_responses
 from api.printing import trail_csv, trail_json
 from api.schemas import AuditVerifyOut
 from workflow.audit import export
@@ -17,7 +18,7 @@ from workflow.audit.repository import AuditRepository
 from workflow.audit.service import verify_chain
 from workflow.errors import Forbidden
 
-router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+router = APIRouter(prefix="/api/v1/audit", tags=["audit"], responses=error_responses(*STAFF_ERRORS))
 
 
 @router.get("/verify", response_model=AuditVerifyOut, summary="Verify the hash chain")

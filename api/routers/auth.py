@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import OAuth2PasswordRequestForm
 
 from api.deps import SESSION_COOKIE, Actor, AnonymousUoW, UoW, bearer_or_cookie, container
-from api.errors import error_body
+from api.errors import AUTH_ERRORS, error_body, error_responses
 from api.schemas import MeOut, RoleOut, TokenOut
 from api.web.security import check_origin, client_address, secure_cookies
 from workflow.errors import DomainError
@@ -18,7 +18,7 @@ from workflow.org.repository import OrgRepository
 from workflow.org.service import attempt_login, logout, session_lifetime
 from workflow.org.throttle import LoginThrottled
 
-router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"], responses=error_responses(*AUTH_ERRORS))
 
 
 def refusal(e: DomainError) -> JSONResponse:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Request
 
 from api.deps import Actor, UoW, container, run_in_transaction
+from api.errors import STAFF_ERRORS, error_responses
 from api.presenters import Presenter
 from api.routers.uploads import multipart_openapi, multipart_upload, one_file, parse_meta
 from api.schemas import CaseListOut, CaseOut, DocumentOut, RecordEntryOut
@@ -14,7 +15,7 @@ from workflow.registry.schemas import AddDocument, OpenCase
 from workflow.registry.service import acting_unit, department_of, readable_unit
 from workflow.uow import UnitOfWork
 
-router = APIRouter(prefix="/api/v1", tags=["cases"])
+router = APIRouter(prefix="/api/v1", tags=["cases"], responses=error_responses(*STAFF_ERRORS))
 
 
 @router.post(

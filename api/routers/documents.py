@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import StreamingResponse
 
 from api.deps import Actor, UoW, container, run_in_transaction
+from api.errors import UPLOAD_ERRORS, error_responses
 from api.presenters import Presenter
 from api.routers.uploads import multipart_openapi, multipart_upload, one_file
 from api.schemas import DocumentOut, VersionOut
@@ -18,7 +19,7 @@ from workflow.errors import ValidationFailed
 from workflow.text import clean_text
 from workflow.uow import UnitOfWork
 
-router = APIRouter(prefix="/api/v1", tags=["documents"])
+router = APIRouter(prefix="/api/v1", tags=["documents"], responses=error_responses(*UPLOAD_ERRORS))
 
 
 @router.get("/documents/{document_id}", response_model=DocumentOut)

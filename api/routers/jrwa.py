@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Query
 
 from api.deps import Actor, UoW
+from api.errors import STAFF_ERRORS, error_responses
 from api.schemas import JrwaClassOut, JrwaPlanOut
 from workflow.cases.service import WARSAW
 from workflow.db import utcnow
@@ -12,7 +13,7 @@ from workflow.jrwa.repository import JrwaRepository
 from workflow.jrwa.service import plan_for_unit
 from workflow.registry.service import readable_unit
 
-router = APIRouter(prefix="/api/v1", tags=["jrwa"])
+router = APIRouter(prefix="/api/v1", tags=["jrwa"], responses=error_responses(*STAFF_ERRORS))
 
 
 @router.get(

@@ -6,13 +6,16 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from api.deps import Actor, UoW
+from api.errors import STAFF_ERRORS, error_responses
 from api.schemas import DepartmentOut, UnitOut, UserOut
 from workflow.org import service
 from workflow.org.models import Role, UnitKind
 from workflow.org.repository import OrgRepository
 from workflow.text import Code, Line, ShortLine
 
-router = APIRouter(prefix="/api/v1", tags=["organisation"])
+router = APIRouter(
+    prefix="/api/v1", tags=["organisation"], responses=error_responses(*STAFF_ERRORS)
+)
 
 
 class UnitIn(BaseModel):

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Actor, UoW, container
+from api.errors import BODY_ERRORS, error_responses
 from api.presenters import Presenter
 from workflow.cases.service import readable_case
 from workflow.errors import Forbidden, NotFound
@@ -22,7 +23,7 @@ from workflow.processes.repository import ProcessRepository
 from workflow.registry.service import acting_unit, readable_unit
 from workflow.uow import UnitOfWork
 
-router = APIRouter(prefix="/api/v1", tags=["processes"])
+router = APIRouter(prefix="/api/v1", tags=["processes"], responses=error_responses(*BODY_ERRORS))
 
 FormData = dict[str, Any]
 

@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 
 from api.bootstrap import eservice_sealer
 from api.deps import container, run_in_transaction
+from api.errors import PUBLIC_ERRORS, error_responses
 from api.multipart import ParsedForm, read_multipart
 from api.routers.uploads import multipart_openapi
 from api.web.public_receipt import read_receipt, receipt_html, receipt_pdf
@@ -34,7 +35,9 @@ from workflow.eservices.models import Submission
 from workflow.principal import SYSTEM
 from workflow.uow import UnitOfWork
 
-router = APIRouter(prefix="/api/v1/public", tags=["e-services (public)"])
+router = APIRouter(
+    prefix="/api/v1/public", tags=["e-services (public)"], responses=error_responses(*PUBLIC_ERRORS)
+)
 T = TypeVar("T")
 IdempotencyKey = Annotated[
     str | None, Header(max_length=100, pattern=r"^[\x21-\x7e]+$", alias="Idempotency-Key")

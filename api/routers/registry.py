@@ -7,6 +7,7 @@ import uuid
 from fastapi import APIRouter, Header, Query, Request
 
 from api.deps import Actor, UoW, container, run_in_transaction
+from api.errors import UPLOAD_ERRORS, error_responses
 from api.presenters import Presenter
 from api.routers.uploads import multipart_openapi, multipart_upload, parse_meta
 from api.schemas import IncomingListOut, IncomingOut, OutgoingOut
@@ -14,7 +15,7 @@ from workflow.registry import service
 from workflow.registry.schemas import RegisterIncoming, RegisterOutgoing
 from workflow.uow import UnitOfWork
 
-router = APIRouter(prefix="/api/v1", tags=["registers"])
+router = APIRouter(prefix="/api/v1", tags=["registers"], responses=error_responses(*UPLOAD_ERRORS))
 
 
 @router.post(

@@ -11,13 +11,14 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from api.deps import Actor, UoW, container, run_authenticated
+from api.errors import STAFF_ERRORS, error_responses
 from api.schemas import SearchOut
 from api.search_wiring import search_index
 from workflow.errors import DomainError
 from workflow.search import service
 from workflow.search.port import SearchFilters
 
-router = APIRouter(prefix="/api/v1", tags=["search"])
+router = APIRouter(prefix="/api/v1", tags=["search"], responses=error_responses(*STAFF_ERRORS))
 
 PARAMS = {
     "q", "unit", "jrwa", "status", "type", "retention", "date_from", "date_to", "sort", "size",

@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.bootstrap import key_encryption_key
 from api.deps import Actor, UoW, container, run_in_transaction
+from api.errors import BODY_ERRORS, error_responses
 from api.presenters import Presenter
 from api.schemas import IncomingOut
 from workflow.correspondence.service import receive_official_letter
@@ -25,7 +26,7 @@ from workflow.signing.models import TrustAnchor, UnitSigningKey
 from workflow.signing.verify import verify_xades
 from workflow.uow import UnitOfWork
 
-router = APIRouter(prefix="/api/v1", tags=["signing"])
+router = APIRouter(prefix="/api/v1", tags=["signing"], responses=error_responses(*BODY_ERRORS))
 
 
 class KeyIn(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from api.routing import include_flat
 from api.web import public
 from api.web.mount import mount_web as mount_staff_web
 
@@ -14,4 +15,4 @@ __all__ = ["mount_web"]
 def mount_web(app: FastAPI) -> None:
     """The staff pages under /web and the public citizen pages under /e-uslugi."""
     mount_staff_web(app)
-    app.include_router(public.router)
+    include_flat(app, public.router)

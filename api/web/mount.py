@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from api.routing import include_flat
 from api.web import admin, auth, cases, home, registry, search
 from api.web.render import PREFIX, pick_message, redirect, render, translate
 from workflow.errors import DomainError
@@ -30,7 +31,7 @@ Handler = Any  # Starlette's handlers may be sync or async; the API's are async
 
 def mount_web(app: FastAPI) -> None:
     for module in (auth, home, registry, cases, search, admin):
-        app.include_router(module.router)
+        include_flat(app, module.router)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC), name="web-static")
     for name, folder in VENDOR.items():
         app.mount(
