@@ -156,6 +156,43 @@ def test_permission_trimming_includes_facets_and_auditor_is_logged(
     assert len(opened) == 1 and opened[0].object_id == sp12_item
 
 
+def test_no_database_connection_waits_on_the_index(
+    search_backend: Backend, sclient: TestClient
+) -> None:
+    """The caller is checked and that transaction ends before the index is asked: a slow or
+    hung index holds no pooled connection (nor, on SQLite, the write lock). An auditor's query
+    is still written to the audit trail, after the answer."""
+    seed(sclient, search_backend)
+    c = search_backend.container
+    index = index_of(search_backend)
+    held: list[int] = []
+    real_search = index.search
+
+    def spy(request: Any) -> Any:
+        held.append(c.engine.pool.checkedout())  # type: ignore[attr-defined]
+        return real_search(request)
+
+    index.search = spy  # type: ignore[method-assign]
+    try:
+        assert find(sclient, token(sclient, "clerk.sp58"), "skarga")["total"] >= 1
+        before = _audited_queries(c)
+        auditor = find(sclient, token(sclient, "auditor.wow"), "skarga")
+        assert auditor["total"] >= 2
+        assert _audited_queries(c) == before + 1
+        assert held == [0, 0], held
+    finally:
+        del index.search
+
+
+def _audited_queries(c: Any) -> int:
+    with c.uow() as uow:
+        return len(
+            uow.session.execute(
+                select(AuditEntry.seq).where(AuditEntry.action == "search.query")
+            ).all()
+        )
+
+
 def test_bad_input_gets_clear_codes(search_backend: Backend, sclient: TestClient) -> None:
     h = token(sclient, "clerk.sp58")
     bad = {

@@ -17,6 +17,7 @@ from api.search_wiring import search_index
 from workflow.errors import DomainError
 from workflow.search import service
 from workflow.search.port import SearchFilters
+from workflow.uow import UnitOfWork
 
 router = APIRouter(prefix="/api/v1", tags=["search"], responses=error_responses(*STAFF_ERRORS))
 
@@ -78,9 +79,16 @@ async def search(
         cursor=cursor,
     )
     index = search_index(container(request))
-    page = await run_authenticated(
-        request, lambda uow: service.search(uow, uow.actor, index, params, facets=facets)
-    )
+
+    def work(uow: UnitOfWork) -> service.SearchPage:
+        query = service.search_request(uow.actor, params, facets=facets)
+        # The caller is checked: end that transaction before the index is asked, so that no
+        # database connection (nor, on SQLite, the write lock) waits on the index. An
+        # auditor's entry is written after the answer, in a short transaction of its own.
+        uow.commit()
+        return service.search_page(uow, uow.actor, params, index.search(query))
+
+    page = await run_authenticated(request, work)
     return Response(search_out(page), media_type="application/json")
 
 

@@ -337,14 +337,8 @@ def is_auditing(actor: Principal) -> bool:
     return actor.is_auditor or bool(actor.units_with(Role.auditor))
 
 
-def search(
-    uow: UnitOfWork,
-    actor: Principal,
-    index: SearchIndex,
-    p: SearchParams,
-    *,
-    facets: bool = True,
-) -> SearchPage:
+def search_request(actor: Principal, p: SearchParams, *, facets: bool = True) -> SearchRequest:
+    """The index request for `p`, trimmed to what `actor` may read; bad input raises."""
     query = parse_query(p.q)
     if not 1 <= p.size <= MAX_PAGE_SIZE:
         raise DomainError(
@@ -369,7 +363,7 @@ def search(
             status=400,
             details={"type": sorted(unknown), "allowed": list(KINDS)},
         )
-    request = SearchRequest(
+    return SearchRequest(
         query=query,
         filters=p.filters,
         unit_ids=access_units(actor),
@@ -378,7 +372,12 @@ def search(
         search_after=decode_cursor(p),
         facets=facets,
     )
-    result = index.search(request)
+
+
+def search_page(
+    uow: UnitOfWork, actor: Principal, p: SearchParams, result: SearchResult
+) -> SearchPage:
+    """The page for the index's `result`; an auditor's query is recorded in the audit trail."""
     next_cursor = (
         encode_cursor(p, result.hits[-1].sort)
         if len(result.hits) == p.size and result.hits
@@ -399,6 +398,18 @@ def search(
             },
         )
     return SearchPage(result, next_cursor)
+
+
+def search(
+    uow: UnitOfWork,
+    actor: Principal,
+    index: SearchIndex,
+    p: SearchParams,
+    *,
+    facets: bool = True,
+) -> SearchPage:
+    """`search_request`, the index, `search_page`, in the caller's transaction."""
+    return search_page(uow, actor, p, index.search(search_request(actor, p, facets=facets)))
 
 
 def open_result(uow: UnitOfWork, actor: Principal, kind: str, object_id: uuid.UUID) -> str:
