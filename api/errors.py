@@ -92,14 +92,23 @@ def validation_details(errors: Any) -> dict[str, Any]:
     return {"fields": fields}
 
 
+def error_headers(exc: DomainError) -> dict[str, str]:
+    """The headers of a refusal: how to authenticate (401), and when to try again, for the
+    errors that say so in `details["retry_after_seconds"]` (the throttles' 429s)."""
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+    retry = (exc.details or {}).get("retry_after_seconds")
+    if isinstance(retry, int) and retry > 0:
+        headers["Retry-After"] = str(retry)
+    return headers
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(_request: Request, exc: DomainError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         return JSONResponse(
             error_body(exc.code, exc.message_pl, exc.message_en, exc.details),
             status_code=exc.status,
-            headers=headers,
+            headers=error_headers(exc),
         )
 
     @app.exception_handler(RequestValidationError)

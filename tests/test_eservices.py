@@ -252,6 +252,8 @@ def test_pin_brute_force_locks_the_code(sealed: TestClient) -> None:
     assert right.status_code == 429 and error_code(right) == "tracking_locked"
     assert "Zbyt wiele nieudanych prób" in right.json()["error"]["message"]
     assert right.json()["error"]["details"]["locked_until"]
+    # and says when to try again: the lock-out is 15 minutes
+    assert 14 * 60 < int(right.headers["Retry-After"]) <= 15 * 60, right.headers
     # other cases are not affected
     other = creds(submit(client, "skarga_wniosek"))
     assert track(client, other).status_code == 200
@@ -383,6 +385,7 @@ def test_rate_limit(client: TestClient) -> None:
         assert client.get("/api/v1/public/services").status_code == 200
     r = client.get("/api/v1/public/services")
     assert r.status_code == 429 and error_code(r) == "rate_limited"
+    assert 1 <= int(r.headers["Retry-After"]) <= 61, r.headers  # the one-minute window
 
 
 def test_pin_is_never_stored_or_logged(

@@ -10,13 +10,12 @@ from fastapi.responses import JSONResponse
 from fastapi.security import OAuth2PasswordRequestForm
 
 from api.deps import SESSION_COOKIE, Actor, AnonymousUoW, UoW, bearer_or_cookie, container
-from api.errors import AUTH_ERRORS, error_body, error_responses
+from api.errors import AUTH_ERRORS, error_body, error_headers, error_responses
 from api.schemas import MeOut, RoleOut, TokenOut
 from api.web.security import check_origin, client_address, secure_cookies
 from workflow.errors import DomainError
 from workflow.org.repository import OrgRepository
 from workflow.org.service import attempt_login, logout, session_lifetime
-from workflow.org.throttle import LoginThrottled
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"], responses=error_responses(*AUTH_ERRORS))
 
@@ -24,13 +23,10 @@ router = APIRouter(prefix="/api/v1/auth", tags=["auth"], responses=error_respons
 def refusal(e: DomainError) -> JSONResponse:
     """A refused login as the error handler would answer it, but returned, so that the
     request's transaction commits the failure the throttle counted."""
-    headers = {"WWW-Authenticate": "Bearer"} if e.status == 401 else {}
-    if isinstance(e, LoginThrottled):
-        headers["Retry-After"] = str(e.retry_after_seconds)
     return JSONResponse(
         error_body(e.code, e.message_pl, e.message_en, e.details),
         status_code=e.status,
-        headers=headers,
+        headers=error_headers(e),
     )
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import math
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -136,7 +137,10 @@ def locked_error(until: datetime) -> AccessLocked:
         f"godz. {at}. Spróbuj ponownie później.",
         f"Too many failed attempts. For security, checking is locked until {at} "
         "(Warsaw time). Please try again later.",
-        details={"locked_until": until.isoformat(timespec="seconds")},
+        details={
+            "locked_until": until.isoformat(timespec="seconds"),
+            "retry_after_seconds": max(1, math.ceil((until - utcnow()).total_seconds())),
+        },
     )
 
 
