@@ -118,7 +118,7 @@ class _WordMatcher:
         self.matching: set[str] = set()
         # The matching words as one pattern (rebuilt when a word joins): the regex engine finds
         # them in a text faster than a Python loop over all of its words.
-        self._pattern: tuple[frozenset[str], re.Pattern[str]] | None = None
+        self._pattern: tuple[int, re.Pattern[str]] | None = None  # (words in it, pattern)
 
     def __call__(self, word: str) -> bool:
         if word not in self.decided:
@@ -130,11 +130,11 @@ class _WordMatcher:
 
     def _matching_pattern(self) -> re.Pattern[str]:
         built = self._pattern
-        if built is None or len(built[0]) != len(self.matching):
-            words = frozenset(self.matching)
+        if built is None or built[0] != len(self.matching):  # the set only grows
+            words = list(self.matching)
             alternatives = "|".join(map(re.escape, sorted(words, key=len, reverse=True)))
             # Whole words only, as WORD splits them: no word character on either side.
-            built = (words, re.compile(rf"(?<![^\W_])(?:{alternatives})(?![^\W_])"))
+            built = (len(words), re.compile(rf"(?<![^\W_])(?:{alternatives})(?![^\W_])"))
             self._pattern = built  # one assignment: threads see the old or the new pair
         return built[1]
 

@@ -65,6 +65,10 @@ def index_body() -> dict[str, Any]:
     return dict(body)
 
 
+# Answers that mean "not now" (overloaded, restarting): search answers 503, the outbox retries.
+UNAVAILABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
 class _IndexMissing(Exception):
     """A part of an `_msearch` found no index behind the alias."""
 
@@ -90,7 +94,7 @@ class ElasticsearchIndex(SearchIndex):
         try:
             return fn(*args, **kwargs)
         except (TransportError, ApiError) as e:
-            if isinstance(e, ApiError) and e.meta.status not in (429, 500, 502, 503, 504):
+            if isinstance(e, ApiError) and e.meta.status not in UNAVAILABLE_STATUSES:
                 raise
             raise _unavailable(e) from e
 
@@ -351,7 +355,7 @@ class ElasticsearchIndex(SearchIndex):
                 kind = err.get("type", "") if isinstance(err, dict) else str(err)
                 if kind == "index_not_found_exception":
                     raise _IndexMissing(kind)
-                if status in (429, 500, 502, 503, 504):
+                if status in UNAVAILABLE_STATUSES:
                     raise SearchUnavailable(details={"error": str(err)[:300]})
                 raise RuntimeError(f"Elasticsearch refused a search part ({status}): {err}")
         return out
